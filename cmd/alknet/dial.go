@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// defaultDialTimeout bounds the QUIC+TLS handshake of CLI dials.
+const defaultDialTimeout = 10 * time.Second
+
+// dialer is a dial-only endpoint with the CLI's identity.
+type dialer struct {
+	ep      *core.Endpoint
+	timeout time.Duration
+}
+
+// newDialer makes a client endpoint on an ephemeral port.
+func (g *globals) newDialer(keyFile string) (*dialer, error) {
+	key, err := g.clientKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	timeout := g.connectTimeout
+	if timeout <= 0 {
+		timeout = defaultDialTimeout
+	}
+	ep, err := core.NewEndpoint(core.Config{SecretKey: key, HandshakeTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	return &dialer{ep: ep, timeout: timeout}, nil
+}
+
+func (d *dialer) Close() error { return d.ep.Close() }
+
+// dial connects to addr on alpn with a bounded handshake.
+func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn, error) {
+	a, err := core.ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	c, err := d.ep.Dial(ctx, a, alpn)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("dial %s: no answer within %s (node unreachable?)", a, d.timeout)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// describe turns connection errors into the message a user should see: the
+// remote's close reason when it refused us.
+func describe(err error) error {
+	if ce, ok := core.AsCloseError(err); ok && ce.Remote && ce.Reason != "" {
+		return errors.New(ce.Reason)
+	}
+	return err
+}

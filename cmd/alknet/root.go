@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// globals holds what every command shares: the data directory, standard
+// streams and output mode.
+type globals struct {
+	dataDir  string
+	logLevel string
+	// connectTimeout bounds handshakes of commands that dial.
+	connectTimeout time.Duration
+	stdin          io.Reader
+	stdout         io.Writer
+	stderr         io.Writer
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "alknet",
+		Short: "Run and reach alknet nodes: many protocols on one QUIC port under one ed25519 key",
+		Long: `alknet serves many protocols on one UDP port. Each protocol is an ALPN
+negotiated in the TLS handshake; every node has one ed25519 key that is its
+identity on every layer, and authorizes its callers from its own peer table.
+
+A node address is <nodeid>@<host>:<port>; the node id is pinned on every dial.
+
+Everything a node keeps lives in one data directory (--data, default
+$XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		CompletionOptions: cobra.CompletionOptions{
+			HiddenDefaultCmd: true,
+		},
+	}
+	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultDataDir(), "data directory (identity, database, files)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", defaultDialTimeout, "how long a dial waits for the node's handshake")
+	root.AddCommand(
+		newInitCmd(g),
+		newIDCmd(g),
+		newServeCmd(g),
+		newPingCmd(g),
+		newPipeCmd(g),
+	)
+	return root
+}
+
+// defaultDataDir is $XDG_DATA_HOME/alknet, else ~/.local/share/alknet.
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "alknet")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".alknet"
+	}
+	return filepath.Join(home, ".local", "share", "alknet")
+}
+
+// logger returns a text logger on stderr at the chosen level.
+func (g *globals) logger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// path joins name to the data directory.
+func (g *globals) path(name string) string { return filepath.Join(g.dataDir, name) }
+
+// oneLine folds an error message onto one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,198 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ProtocolHandler serves every connection that negotiated one of its ALPNs.
+type ProtocolHandler interface {
+	// ALPN returns the protocol strings the handler serves, most preferred
+	// first. The result must not change.
+	ALPN() []string
+	// ServeConn serves conn and returns when the connection is done. The
+	// endpoint closes conn after ServeConn returns.
+	ServeConn(ctx context.Context, conn Conn) error
+}
+
+// Conn is one authenticated connection, as a handler sees it.
+type Conn interface {
+	// ALPN is the protocol negotiated in the handshake.
+	ALPN() string
+	// RemoteID is the peer's verified node id.
+	RemoteID() NodeID
+	// RemoteAddr is the peer's UDP address.
+	RemoteAddr() net.Addr
+	// Identity is the peer's identity, resolved once when the connection was
+	// accepted; nil when the peer is unknown.
+	Identity() *Identity
+	// AcceptStream waits for the next stream the peer opens. It returns
+	// ErrShuttingDown when the endpoint drains.
+	AcceptStream(ctx context.Context) (Stream, error)
+	// OpenStream opens a stream, waiting for flow-control credit.
+	OpenStream(ctx context.Context) (Stream, error)
+	// Close closes the connection with an application code and a reason the
+	// peer can show.
+	Close(code uint64, reason string) error
+	// Context is cancelled when the connection is closed.
+	Context() context.Context
+}
+
+// Stream is a bidirectional QUIC stream. It is a net.Conn, so x/crypto/ssh,
+// net/http, pkg/sftp and io.Copy take it directly.
+type Stream interface {
+	net.Conn
+	// CloseWrite sends end-of-stream; reading goes on.
+	CloseWrite() error
+}
+
+// quicConn adapts *quic.Conn to Conn.
+type quicConn struct {
+	qc       *quic.Conn
+	alpn     string
+	remoteID NodeID
+	ident    *Identity
+	drain    context.Context // cancelled when the endpoint starts to drain
+}
+
+func (c *quicConn) ALPN() string         { return c.alpn }
+func (c *quicConn) RemoteID() NodeID     { return c.remoteID }
+func (c *quicConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+func (c *quicConn) Identity() *Identity  { return c.ident }
+func (c *quicConn) Context() context.Context {
+	return c.qc.Context()
+}
+
+// QUICConn returns the underlying quic-go connection (see package quicconn).
+func (c *quicConn) QUICConn() *quic.Conn { return c.qc }
+
+func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
+	if c.drain != nil {
+		var stop context.CancelFunc
+		ctx, stop = mergeCancel(ctx, c.drain)
+		defer stop()
+	}
+	s, err := c.qc.AcceptStream(ctx)
+	if err != nil {
+		if c.drain != nil && c.drain.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil, ErrShuttingDown
+		}
+		return nil, wrapQUICError(err)
+	}
+	return newStream(s, c.qc), nil
+}
+
+func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
+	s, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, wrapQUICError(err)
+	}
+	return newStream(s, c.qc), nil
+}
+
+func (c *quicConn) Close(code uint64, reason string) error {
+	return c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+}
+
+// mergeCancel returns a context that is cancelled when either parent is.
+func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// wrapQUICError turns an application close into a *CloseError (keeping the
+// original in the chain) so callers need not import quic-go.
+func wrapQUICError(err error) error {
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) {
+		return &closeErr{CloseError: CloseError{Code: uint64(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote}, cause: err}
+	}
+	return err
+}
+
+type closeErr struct {
+	CloseError
+	cause error
+}
+
+func (e *closeErr) Unwrap() error { return e.cause }
+func (e *closeErr) As(target any) bool {
+	if t, ok := target.(**CloseError); ok {
+		c := e.CloseError
+		*t = &c
+		return true
+	}
+	return false
+}
+
+// AsCloseError reports the application close behind err, if any: the code
+// and reason the remote (or local) side gave when it closed the connection.
+func AsCloseError(err error) (*CloseError, bool) {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce, true
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) {
+		return &CloseError{Code: uint64(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote}, true
+	}
+	return nil, false
+}
+
+// quicStream adapts *quic.Stream to Stream.
+type quicStream struct {
+	s         *quic.Stream
+	qc        *quic.Conn
+	closeOnce sync.Once
+}
+
+func newStream(s *quic.Stream, qc *quic.Conn) *quicStream { return &quicStream{s: s, qc: qc} }
+
+func (s *quicStream) Read(p []byte) (int, error) {
+	n, err := s.s.Read(p)
+	if err != nil {
+		err = wrapQUICError(err)
+	}
+	return n, err
+}
+
+func (s *quicStream) Write(p []byte) (int, error) {
+	n, err := s.s.Write(p)
+	if err != nil {
+		err = wrapQUICError(err)
+	}
+	return n, err
+}
+
+// CloseWrite sends FIN.
+func (s *quicStream) CloseWrite() error { return s.s.Close() }
+
+// Close closes both directions: FIN for writing, STOP_SENDING for reading.
+func (s *quicStream) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.s.CancelRead(0)
+		err = s.s.Close()
+	})
+	return err
+}
+
+func (s *quicStream) LocalAddr() net.Addr                { return s.qc.LocalAddr() }
+func (s *quicStream) RemoteAddr() net.Addr               { return s.qc.RemoteAddr() }
+func (s *quicStream) SetDeadline(t time.Time) error      { return s.s.SetDeadline(t) }
+func (s *quicStream) SetReadDeadline(t time.Time) error  { return s.s.SetReadDeadline(t) }
+func (s *quicStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
+
+// QUICStream returns the underlying quic-go stream (see package quicconn).
+func (s *quicStream) QUICStream() *quic.Stream { return s.s }
+
+var (
+	_ Conn   = (*quicConn)(nil)
+	_ Stream = (*quicStream)(nil)
+)

@@ -1,0 +1,467 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Endpoint is one QUIC transport on one UDP socket that serves registered
+// handlers by ALPN and dials other nodes.
+type Endpoint struct {
+	cfg    Config
+	key    SecretKey
+	cert   tls.Certificate
+	log    *slog.Logger
+	udp    net.PacketConn
+	tr     *quic.Transport
+	qconf  *quic.Config
+	idents IdentityProvider
+
+	mu       sync.Mutex
+	routes   map[string]route
+	alpns    []string // registration order
+	conns    map[*quicConn]struct{}
+	perPeer  map[NodeID]int
+	listener *quic.Listener
+	serving  bool
+	closed   bool
+
+	drainCtx    context.Context
+	startDrain  context.CancelFunc
+	handlers    sync.WaitGroup
+	closeOnce   sync.Once
+	closedCh    chan struct{}
+	readyCh     chan struct{}
+	serveReturn chan struct{}
+}
+
+type route struct {
+	h   ProtocolHandler
+	acl AccessControl
+}
+
+// NewEndpoint binds the UDP socket and prepares the endpoint. Call Serve to
+// accept connections; Dial works right away.
+func NewEndpoint(cfg Config) (*Endpoint, error) {
+	if cfg.SecretKey.IsZero() {
+		return nil, errors.New("alknet: Config.SecretKey is required")
+	}
+	cfg = cfg.withDefaults()
+	cert, err := selfSignedCert(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	uaddr, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", cfg.ListenAddr, err)
+	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", cfg.ListenAddr, err)
+	}
+	drainCtx, startDrain := context.WithCancel(context.Background())
+	e := &Endpoint{
+		cfg:        cfg,
+		key:        cfg.SecretKey,
+		cert:       cert,
+		log:        cfg.Logger,
+		udp:        udp,
+		tr:         &quic.Transport{Conn: udp},
+		idents:     cfg.Identities,
+		routes:     make(map[string]route),
+		conns:      make(map[*quicConn]struct{}),
+		perPeer:    make(map[NodeID]int),
+		drainCtx:   drainCtx,
+		startDrain: startDrain,
+		closedCh:   make(chan struct{}),
+		readyCh:    make(chan struct{}),
+	}
+	e.qconf = &quic.Config{
+		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
+		MaxIdleTimeout:                 cfg.IdleTimeout,
+		KeepAlivePeriod:                cfg.KeepAlivePeriod,
+		MaxIncomingStreams:             cfg.MaxIncomingStreams,
+		MaxIncomingUniStreams:          -1,
+		InitialStreamReceiveWindow:     uint64(min(cfg.StreamReceiveWindow, 2<<20)),
+		MaxStreamReceiveWindow:         uint64(cfg.StreamReceiveWindow),
+		InitialConnectionReceiveWindow: uint64(min(cfg.ConnReceiveWindow, 4<<20)),
+		MaxConnectionReceiveWindow:     uint64(cfg.ConnReceiveWindow),
+		Allow0RTT:                      false,
+	}
+	return e, nil
+}
+
+// NodeID returns the endpoint's node id.
+func (e *Endpoint) NodeID() NodeID { return e.key.NodeID() }
+
+// LocalAddr returns the bound UDP address.
+func (e *Endpoint) LocalAddr() net.Addr { return e.udp.LocalAddr() }
+
+// Addr returns the node address of the endpoint on its bound address. An
+// unspecified bind address (0.0.0.0 or ::) is reported as loopback.
+func (e *Endpoint) Addr() Addr {
+	ua := e.udp.LocalAddr().(*net.UDPAddr)
+	ip := ua.IP
+	if ip == nil || ip.IsUnspecified() {
+		if ip.To4() != nil || ip == nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		} else {
+			ip = net.IPv6loopback
+		}
+	}
+	return Addr{ID: e.NodeID(), Host: net.JoinHostPort(ip.String(), fmt.Sprint(ua.Port))}
+}
+
+// Register routes every ALPN of h to h, behind acl. It panics on an empty or
+// already registered ALPN, like http.ServeMux. Registering after Serve is
+// allowed; new handshakes see the new ALPN.
+func (e *Endpoint) Register(h ProtocolHandler, acl AccessControl) {
+	alpns := h.ALPN()
+	if len(alpns) == 0 {
+		panic("alknet: handler has no ALPN")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range alpns {
+		if a == "" {
+			panic("alknet: empty ALPN")
+		}
+		if len(a) > 255 {
+			panic("alknet: ALPN longer than 255 bytes: " + a)
+		}
+		if _, dup := e.routes[a]; dup {
+			panic("alknet: ALPN registered twice: " + a)
+		}
+	}
+	for _, a := range alpns {
+		e.routes[a] = route{h: h, acl: acl}
+		e.alpns = append(e.alpns, a)
+	}
+}
+
+// ALPNs returns the registered ALPNs in registration order.
+func (e *Endpoint) ALPNs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.alpns...)
+}
+
+// Serve accepts connections until ctx is cancelled or Shutdown/Close is
+// called. After Shutdown or Close it returns ErrClosed; when ctx is
+// cancelled it drains for Config.DrainTimeout, closes, and returns ctx.Err().
+func (e *Endpoint) Serve(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	if e.serving {
+		e.mu.Unlock()
+		return errors.New("alknet: Serve called twice")
+	}
+	ln, err := e.tr.Listen(serverTLS(e.cert, e.ALPNsLocked), e.qconf)
+	if err != nil {
+		e.mu.Unlock()
+		return fmt.Errorf("listen: %w", err)
+	}
+	e.listener = ln
+	e.serving = true
+	e.serveReturn = make(chan struct{})
+	e.mu.Unlock()
+	defer close(e.serveReturn)
+	close(e.readyCh)
+
+	stop := context.AfterFunc(ctx, func() {
+		dctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
+		defer cancel()
+		_ = e.shutdown(dctx, false)
+	})
+	defer stop()
+
+	for {
+		qc, err := ln.Accept(context.Background())
+		if err != nil {
+			if ctx.Err() != nil {
+				<-e.closedCh
+				return ctx.Err()
+			}
+			if e.isClosed() {
+				return ErrClosed
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		e.accept(ctx, qc)
+	}
+}
+
+// Ready is closed once Serve is accepting connections.
+func (e *Endpoint) Ready() <-chan struct{} { return e.readyCh }
+
+// ALPNsLocked is the NextProtos callback; it takes the lock itself.
+func (e *Endpoint) ALPNsLocked() []string { return e.ALPNs() }
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// accept authorizes a new connection and starts its handler.
+func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
+	state := qc.ConnectionState().TLS
+	alpn := state.NegotiatedProtocol
+	remote := qc.RemoteAddr().String()
+	id, err := peerNodeID(rawCerts(state))
+	if err != nil { // cannot happen: the handshake verified it
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+		return
+	}
+	fp := id.Fingerprint()
+	log := e.log.With("alpn", alpn, "peer", fp, "remote", remote)
+
+	e.mu.Lock()
+	rt, ok := e.routes[alpn]
+	e.mu.Unlock()
+	if !ok {
+		log.Warn("connection refused", "reason", "no handler")
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
+		return
+	}
+	ident := e.resolve(fp)
+	if err := rt.acl.Check(ident); err != nil {
+		reason := fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
+		log.Warn("connection refused", "reason", reason)
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
+		return
+	}
+	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx}
+	if reason := e.track(c); reason != "" {
+		log.Warn("connection refused", "reason", reason)
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeLimit), reason)
+		return
+	}
+	peerID := ""
+	if ident != nil {
+		peerID = ident.ID
+	}
+	log.Info("connection accepted", "peer_id", peerID)
+	e.handlers.Add(1)
+	go e.run(ctx, rt.h, c, log)
+}
+
+func rawCerts(s tls.ConnectionState) [][]byte {
+	out := make([][]byte, len(s.PeerCertificates))
+	for i, c := range s.PeerCertificates {
+		out[i] = c.Raw
+	}
+	return out
+}
+
+func (e *Endpoint) resolve(fp string) *Identity {
+	if e.idents == nil {
+		return nil
+	}
+	id, ok := e.idents.IdentityByFingerprint(fp)
+	if !ok {
+		return nil
+	}
+	return id
+}
+
+// track counts c against the limits; it returns a refusal reason or "".
+func (e *Endpoint) track(c *quicConn) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return "endpoint shutting down"
+	}
+	if e.cfg.MaxConns > 0 && len(e.conns) >= e.cfg.MaxConns {
+		return fmt.Sprintf("too many connections (limit %d)", e.cfg.MaxConns)
+	}
+	if e.cfg.MaxConnsPerPeer > 0 && e.perPeer[c.remoteID] >= e.cfg.MaxConnsPerPeer {
+		return fmt.Sprintf("too many connections from this peer (limit %d)", e.cfg.MaxConnsPerPeer)
+	}
+	e.conns[c] = struct{}{}
+	e.perPeer[c.remoteID]++
+	return ""
+}
+
+func (e *Endpoint) untrack(c *quicConn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.conns, c)
+	if e.perPeer[c.remoteID]--; e.perPeer[c.remoteID] <= 0 {
+		delete(e.perPeer, c.remoteID)
+	}
+}
+
+// run is the isolated handler goroutine of one connection.
+func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log *slog.Logger) {
+	start := time.Now()
+	defer e.handlers.Done()
+	defer e.untrack(c)
+	code, reason := CodeOK, ""
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("handler panic", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			code, reason = CodeInternal, "internal error"
+		}
+		if code == CodeOK && e.drainCtx.Err() != nil {
+			code, reason = CodeShutdown, "endpoint shutting down"
+		}
+		_ = c.Close(code, reason)
+		log.Debug("connection closed", "dur", time.Since(start))
+	}()
+	hctx, cancel := mergeCancel(c.qc.Context(), ctx)
+	defer cancel()
+	if err := h.ServeConn(hctx, c); err != nil && !isConnGone(err) && !errors.Is(err, ErrShuttingDown) {
+		log.Warn("handler error", "err", err)
+		code, reason = CodeInternal, "internal error"
+	}
+}
+
+// isConnGone reports errors that just mean the connection ended.
+func isConnGone(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	_, ok := AsCloseError(err)
+	return ok
+}
+
+// Dial connects to addr, pinning addr.ID, and negotiates alpn. It uses the
+// endpoint's UDP socket. The remote's identity, when known to this node's
+// IdentityProvider, is available from Conn.Identity.
+func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, error) {
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	uaddr, err := net.ResolveUDPAddr("udp", addr.Host)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", addr.Host, err)
+	}
+	qc, err := e.tr.Dial(ctx, uaddr, clientTLS(e.cert, addr.ID, alpn), e.qconf)
+	if err != nil {
+		if errors.Is(err, ErrNodeIDMismatch) {
+			return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
+		}
+		var he *quic.HandshakeTimeoutError
+		if errors.As(err, &he) {
+			return nil, fmt.Errorf("dial %s: no answer within %s (node unreachable?)", addr, e.cfg.HandshakeTimeout)
+		}
+		var te *quic.TransportError
+		if errors.As(err, &te) && te.ErrorCode == 0x100+120 { // TLS alert no_application_protocol
+			return nil, fmt.Errorf("dial %s: node does not serve %s", addr, alpn)
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	state := qc.ConnectionState().TLS
+	id, err := peerNodeID(rawCerts(state))
+	if err != nil || id != addr.ID {
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
+		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
+	}
+	return &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id.Fingerprint())}, nil
+}
+
+// Reauthorize re-resolves the identity of every live accepted connection and
+// closes, with CodeRevoked, those whose peer no longer passes its ALPN's
+// AccessControl (removed, disabled, or lost a scope). Peer stores call it
+// after each reload so that revocation reaches open connections.
+func (e *Endpoint) Reauthorize() int {
+	e.mu.Lock()
+	var revoke []*quicConn
+	var reasons []string
+	for c := range e.conns {
+		rt, ok := e.routes[c.alpn]
+		if !ok {
+			continue
+		}
+		if err := rt.acl.Check(e.resolve(c.remoteID.Fingerprint())); err != nil {
+			revoke = append(revoke, c)
+			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
+		}
+	}
+	e.mu.Unlock()
+	for i, c := range revoke {
+		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", c.remoteID.Fingerprint(), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
+		_ = c.Close(CodeRevoked, reasons[i])
+	}
+	return len(revoke)
+}
+
+// ConnCount returns the number of live accepted connections.
+func (e *Endpoint) ConnCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
+// Shutdown stops accepting, tells handlers to drain (AcceptStream returns
+// ErrShuttingDown), waits for them until ctx is done, then closes every
+// remaining connection and the socket.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	return e.shutdown(ctx, true)
+}
+
+// Close closes every connection and the socket at once.
+func (e *Endpoint) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return e.shutdown(ctx, true)
+}
+
+func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
+	e.mu.Lock()
+	already := e.closed
+	e.closed = true
+	ln := e.listener
+	serveDone := e.serveReturn
+	e.mu.Unlock()
+	if already {
+		<-e.closedCh
+		return nil
+	}
+	e.startDrain()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { e.handlers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	e.mu.Lock()
+	conns := make([]*quicConn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close(CodeShutdown, "endpoint shutting down")
+	}
+	if err != nil {
+		<-done // handlers return once their connections are closed
+	}
+	e.closeOnce.Do(func() {
+		_ = e.tr.Close()
+		_ = e.udp.Close()
+		close(e.closedCh)
+	})
+	if waitServe && serveDone != nil {
+		<-serveDone
+	}
+	return err
+}

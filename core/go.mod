@@ -1,0 +1,14 @@
+module github.com/alkdev/alknet/core
+
+go 1.26.8
+
+require (
+	github.com/quic-go/quic-go v0.65.0
+	golang.org/x/crypto v0.59.0
+)
+
+require (
+	github.com/stretchr/testify v1.12.1 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,75 @@
+package core
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAccessControlCheck(t *testing.T) {
+	alice := &Identity{
+		ID:        "alice",
+		Scopes:    []string{"ssh", "sftp", "git"},
+		Resources: map[string][]string{"git:repo/alpha": {"read", "write"}, "git:repo/beta": {"read"}},
+	}
+	for _, tc := range []struct {
+		name string
+		acl  AccessControl
+		id   *Identity
+		want string // "" = allowed, else the reason
+	}{
+		{"empty allows anonymous", AccessControl{}, nil, ""},
+		{"empty allows known", AccessControl{}, alice, ""},
+		{"scope needs authentication", AccessControl{RequiredScopes: []string{"ssh"}}, nil, "authentication required"},
+		{"any-scope needs authentication", AccessControl{AnyScopes: []string{"ssh"}}, nil, "authentication required"},
+		{"resource needs authentication", AccessControl{ResourceType: "git:repo/alpha"}, nil, "authentication required"},
+		{"required scope held", AccessControl{RequiredScopes: []string{"ssh"}}, alice, ""},
+		{"all required scopes held", AccessControl{RequiredScopes: []string{"ssh", "sftp"}}, alice, ""},
+		{"one required scope missing", AccessControl{RequiredScopes: []string{"ssh", "admin"}}, alice, "missing scope admin"},
+		{"two required scopes missing", AccessControl{RequiredScopes: []string{"admin", "mix"}}, alice, "missing scopes admin, mix"},
+		{"any scope: one held", AccessControl{AnyScopes: []string{"admin", "git"}}, alice, ""},
+		{"any scope: none held", AccessControl{AnyScopes: []string{"admin", "mix"}}, alice, "needs one of the scopes admin, mix"},
+		{"required and any", AccessControl{RequiredScopes: []string{"ssh"}, AnyScopes: []string{"admin"}}, alice, "needs one of the scopes admin"},
+		{"resource type present", AccessControl{ResourceType: "git:repo/beta"}, alice, ""},
+		{"resource type absent", AccessControl{ResourceType: "git:repo/gamma"}, alice, "no access to git:repo/gamma"},
+		{"resource action held", AccessControl{ResourceType: "git:repo/alpha", ResourceAction: "write"}, alice, ""},
+		{"resource action missing", AccessControl{ResourceType: "git:repo/beta", ResourceAction: "write"}, alice, "missing action write on git:repo/beta"},
+		{"scope checked before resource", AccessControl{RequiredScopes: []string{"admin"}, ResourceType: "git:repo/alpha"}, alice, "missing scope admin"},
+		{"identity with no scopes", AccessControl{RequiredScopes: []string{"ssh"}}, &Identity{ID: "bob"}, "missing scope ssh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.acl.Check(tc.id)
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, ErrForbidden))
+			assert.Equal(t, tc.want, err.Error())
+		})
+	}
+}
+
+func TestPeerIndex(t *testing.T) {
+	a, b := seqID(), NodeID{0xff}
+	token := []byte("alk_secret-token-value")
+	ix := NewPeerIndex([]PeerEntry{
+		{PeerID: "alice", Fingerprints: []string{strings.ToUpper(a.Fingerprint()[:8]) + a.Fingerprint()[8:]}, Scopes: []string{"ssh"}, TokenHash: HashToken(token), Enabled: true},
+		{PeerID: "bob", Fingerprints: []string{b.Fingerprint()}, Scopes: []string{"ssh"}, Enabled: false},
+	})
+	id, ok := ix.IdentityByFingerprint(a.Fingerprint())
+	require.True(t, ok)
+	assert.Equal(t, "alice", id.ID)
+	_, ok = ix.IdentityByFingerprint(b.Fingerprint())
+	assert.False(t, ok, "disabled entry resolves to nothing")
+	id, ok = ix.IdentityByToken(token)
+	require.True(t, ok)
+	assert.Equal(t, "alice", id.ID)
+	_, ok = ix.IdentityByToken([]byte("alk_secret-token-valuX"))
+	assert.False(t, ok)
+	_, ok = ix.IdentityByToken(nil)
+	assert.False(t, ok)
+}

@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/examples
+
+go 1.26.8
