@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
 	state := qc.ConnectionState().TLS
 	alpn := state.NegotiatedProtocol
 	remote := qc.RemoteAddr().String()
-	id, err := peerNodeID(rawCerts(state))
+	id, err := verifiedNodeID(state)
 	if err != nil { // cannot happen: the handshake verified it
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
 		return
@@ -258,12 +259,17 @@ func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
 	go e.run(ctx, rt.h, c, log)
 }
 
-func rawCerts(s tls.ConnectionState) [][]byte {
-	out := make([][]byte, len(s.PeerCertificates))
-	for i, c := range s.PeerCertificates {
-		out[i] = c.Raw
+// verifiedNodeID returns the peer key of a completed handshake, whose
+// certificate VerifyPeerCertificate has already checked.
+func verifiedNodeID(s tls.ConnectionState) (NodeID, error) {
+	if len(s.PeerCertificates) != 1 {
+		return NodeID{}, errors.New("no peer certificate")
 	}
-	return out
+	pub, ok := s.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return NodeID{}, errors.New("peer key is not ed25519")
+	}
+	return NodeIDFromPublicKey(pub)
 }
 
 func (e *Endpoint) resolve(fp string) *Identity {
@@ -365,7 +371,7 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	state := qc.ConnectionState().TLS
-	id, err := peerNodeID(rawCerts(state))
+	id, err := verifiedNodeID(state)
 	if err != nil || id != addr.ID {
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)

@@ -3,9 +3,31 @@ module github.com/alkdev/alknet/cmd/alknet
 go 1.26.8
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	github.com/spf13/cobra v1.10.2 // indirect
-	github.com/spf13/pflag v1.0.9 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/alkdev/alknet/vault v0.0.0
+	github.com/spf13/cobra v1.10.2
+	github.com/stretchr/testify v1.12.1
+	golang.org/x/crypto v0.59.0
+	golang.org/x/term v0.48.0
 )
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/quic-go/quic-go v0.65.0 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)
+
+replace github.com/alkdev/alknet/core => ../../core
+
+replace github.com/alkdev/alknet/vault => ../../vault
+
+replace github.com/alkdev/alknet/call => ../../call
+
+replace github.com/alkdev/alknet/ssh => ../../ssh
+
+replace github.com/alkdev/alknet/sftp => ../../sftp

@@ -51,6 +51,7 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 		newServeCmd(g),
 		newPingCmd(g),
 		newPipeCmd(g),
+		newVaultCmd(g),
 	)
 	return root
 }

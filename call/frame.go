@@ -1,0 +1,172 @@
+package call
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// ALPN is the protocol string of the call protocol.
+const ALPN = "alknet/call"
+
+// MaxFrameSize is the largest frame body the protocol allows: 64 MiB.
+// Config.MaxFrameSize may lower it, never raise it.
+const MaxFrameSize = 64 << 20
+
+// Envelope types.
+const (
+	TypeRequested = "call.requested"
+	TypeResponded = "call.responded"
+	TypeCompleted = "call.completed"
+	TypeAborted   = "call.aborted"
+	TypeError     = "call.error"
+)
+
+// Envelope is the JSON body of every frame.
+type Envelope struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Request is the payload of call.requested. OperationID carries a leading
+// slash on the wire ("/ns/op").
+type Request struct {
+	OperationID  string          `json:"operationId"`
+	Input        json.RawMessage `json:"input"`
+	AuthToken    string          `json:"auth_token,omitempty"`
+	ForwardedFor *ForwardedFor   `json:"forwarded_for,omitempty"`
+}
+
+// Response is the payload of call.responded.
+type Response struct {
+	Output json.RawMessage `json:"output"`
+}
+
+// ForwardedFor names the original caller of a call a hub forwards. It is
+// information for the callee (logging, auditing, per-user data); it never
+// authorizes anything.
+type ForwardedFor struct {
+	ID        string              `json:"id"`
+	Scopes    []string            `json:"scopes"`
+	Resources map[string][]string `json:"resources"`
+}
+
+// forwardedFrom returns the forwarded_for form of id; nil for anonymous.
+func forwardedFrom(id *core.Identity) *ForwardedFor {
+	if id == nil {
+		return nil
+	}
+	f := &ForwardedFor{ID: id.ID, Scopes: slices.Clone(id.Scopes), Resources: map[string][]string{}}
+	if f.Scopes == nil {
+		f.Scopes = []string{}
+	}
+	for k, v := range id.Resources {
+		f.Resources[k] = slices.Clone(v)
+	}
+	return f
+}
+
+var emptyObject = json.RawMessage(`{}`)
+
+// ReadFrame reads one frame from r and returns its body. limit is the
+// largest body accepted; zero or above MaxFrameSize means MaxFrameSize. It
+// returns io.EOF when r ends before the first length byte and
+// io.ErrUnexpectedEOF when it ends inside the length or the body (both are a
+// clean close of the stream), and an error wrapping ErrFrameSize when the
+// declared length is 0 or above limit; then nothing past the length has been
+// read.
+func ReadFrame(r io.Reader, limit int64) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	if err := checkSize(n, limit); err != nil {
+		return nil, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// WriteFrame writes body as one frame (length and body in one Write).
+func WriteFrame(w io.Writer, body []byte, limit int64) error {
+	if err := checkSize(int64(len(body)), limit); err != nil {
+		return err
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err := w.Write(buf)
+	return err
+}
+
+func checkSize(n, limit int64) error {
+	if limit <= 0 || limit > MaxFrameSize {
+		limit = MaxFrameSize
+	}
+	if n == 0 || n > limit {
+		return fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameSize, n, limit)
+	}
+	return nil
+}
+
+// encodeFrame marshals an envelope with payload into a ready-to-write frame
+// (4-byte length prefix included).
+func encodeFrame(typ, id string, payload any, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Write([]byte{0, 0, 0, 0})
+	buf.WriteString(`{"type":`)
+	writeJSONString(&buf, typ)
+	buf.WriteString(`,"id":`)
+	writeJSONString(&buf, id)
+	buf.WriteString(`,"payload":`)
+	switch p := payload.(type) {
+	case nil:
+		buf.WriteString(`{}`)
+	case json.RawMessage:
+		buf.Write(p)
+	default:
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(payload); err != nil {
+			return nil, err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	buf.WriteByte('}')
+	b := buf.Bytes()
+	if err := checkSize(int64(len(b)-4), limit); err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b, nil
+}
+
+func writeJSONString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // cannot fail for a string
+	buf.Write(b)
+}
+
+// decodeEnvelope parses a frame body.
+func decodeEnvelope(body []byte) (Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+	}
+	if env.Type == "" {
+		return Envelope{}, fmt.Errorf("%w: missing type", ErrBadEnvelope)
+	}
+	return env, nil
+}

@@ -1,0 +1,270 @@
+package sftp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/pkg/sftp"
+)
+
+// session is one SFTP session. Packets from the client pass through a
+// thin layer before pkg/sftp's request server sees them: it enforces the
+// packet size limit and the idle timeout, answers INIT with our own
+// extension list and serves the extensions pkg/sftp does not have
+// (limits, fsync, check-file). Responses from pkg/sftp are written one
+// whole packet at a time, so ours interleave safely.
+type session struct {
+	srv      *Server
+	root     *os.Root
+	id       *core.Identity
+	canWrite bool
+	rw       io.ReadWriteCloser
+	log      *slog.Logger
+
+	open    atomic.Int64 // open handles
+	last    atomic.Int64 // unix nanos of the last packet in or out
+	idle    atomic.Bool
+	closeMu sync.Once
+
+	outMu sync.Mutex // serializes writes to rw
+	// pending maps the request id of an OPEN to its path until the
+	// reply; handles maps a file handle to the path it opened.
+	mapMu   sync.Mutex
+	pending map[uint32]string
+	handles map[string]string
+
+	ext sync.WaitGroup
+}
+
+func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCloser) *session {
+	s := &session{
+		srv: srv, root: root, id: id, rw: rw,
+		canWrite: id.HasScope(ScopeWrite) && !srv.cfg.ReadOnly,
+		log:      srv.log.With("peer", id.ID),
+		pending:  map[uint32]string{},
+		handles:  map[string]string{},
+	}
+	s.touch()
+	return s
+}
+
+func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
+
+func (s *session) closeRW() { s.closeMu.Do(func() { _ = s.rw.Close() }) }
+
+// serve runs the session until the client ends it or it is stopped.
+func (s *session) serve(ctx context.Context) error {
+	defer s.closeRW()
+	stop := context.AfterFunc(ctx, s.closeRW)
+	defer stop()
+	go func() {
+		select {
+		case <-s.srv.done:
+			s.closeRW()
+		case <-ctx.Done():
+		}
+	}()
+	if d := s.srv.cfg.IdleTimeout; d > 0 {
+		var t *time.Timer
+		t = time.AfterFunc(d, func() {
+			left := d - time.Since(time.Unix(0, s.last.Load()))
+			if left > 0 {
+				t.Reset(left)
+				return
+			}
+			s.idle.Store(true)
+			s.closeRW()
+		})
+		defer t.Stop()
+	}
+
+	pr, pw := io.Pipe()
+	out := &packetWriter{s: s}
+	rs := sftp.NewRequestServer(struct {
+		io.Reader
+		io.WriteCloser
+	}{pr, out}, sftp.Handlers{FileGet: (*fsHandler)(s), FilePut: (*fsHandler)(s), FileCmd: (*fsHandler)(s), FileList: (*fsHandler)(s)},
+		sftp.WithRSMaxTxPacket(uint32(s.srv.cfg.MaxPacket-1024)))
+	served := make(chan error, 1)
+	go func() {
+		err := rs.Serve()
+		_ = pr.CloseWithError(io.ErrClosedPipe)
+		served <- err
+	}()
+
+	rerr := s.readLoop(pw)
+	_ = pw.Close()
+	serr := <-served
+	s.ext.Wait()
+
+	switch {
+	case s.idle.Load():
+		return ErrIdle
+	case errors.Is(rerr, ErrPacketTooLarge), errors.Is(rerr, ErrBadPacket):
+		return rerr
+	case rerr == nil || errors.Is(rerr, io.EOF) || errors.Is(rerr, net.ErrClosed) || errors.Is(rerr, io.ErrClosedPipe):
+	case ctx.Err() != nil:
+		return nil
+	default:
+		if _, ok := core.AsCloseError(rerr); !ok {
+			return rerr
+		}
+	}
+	if serr != nil && !errors.Is(serr, io.EOF) && !errors.Is(serr, io.ErrClosedPipe) {
+		return serr
+	}
+	return nil
+}
+
+// readLoop reads client packets and dispatches them until rw ends.
+func (s *session) readLoop(pw *io.PipeWriter) error {
+	buf := make([]byte, 0, 64<<10)
+	for {
+		p, err := readPacket(s.rw, buf, s.srv.cfg.MaxPacket)
+		if err != nil {
+			if errors.Is(err, ErrPacketTooLarge) || errors.Is(err, ErrBadPacket) {
+				s.log.Warn("sftp session refused", "err", err)
+			}
+			return err
+		}
+		buf = p[:0]
+		s.touch()
+		typ := p[4]
+		body := p[5:]
+		switch typ {
+		case fxpInit:
+			if err := s.writePacket(s.versionPacket()); err != nil {
+				return err
+			}
+			continue
+		case fxpOpen:
+			d := decoder{b: body}
+			id := d.u32()
+			name := d.str()
+			if d.err == nil {
+				s.mapMu.Lock()
+				s.pending[id] = name
+				s.mapMu.Unlock()
+			}
+		case fxpClose:
+			d := decoder{b: body}
+			d.u32()
+			h := d.str()
+			if d.err == nil {
+				s.mapMu.Lock()
+				delete(s.handles, h)
+				s.mapMu.Unlock()
+			}
+		case fxpExtended:
+			d := decoder{b: body}
+			id := d.u32()
+			name := d.str()
+			if d.err == nil {
+				if h := s.extension(name); h != nil {
+					args := append([]byte(nil), d.b...)
+					s.ext.Add(1)
+					go func() {
+						defer s.ext.Done()
+						if err := s.writePacket(h(s, id, args)); err != nil {
+							s.closeRW()
+						}
+					}()
+					continue
+				}
+			}
+		}
+		if _, err := pw.Write(p); err != nil {
+			return err
+		}
+	}
+}
+
+// writePacket writes one whole packet to the client.
+func (s *session) writePacket(p []byte) error {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	_, err := s.rw.Write(p)
+	s.touch()
+	return err
+}
+
+// versionPacket is our SSH_FXP_VERSION: v3 and the extensions served.
+func (s *session) versionPacket() []byte {
+	e := &encoder{b: make([]byte, 4, 256)}
+	e.u8(fxpVersion)
+	e.u32(protocolVersion)
+	for _, x := range s.extensionList() {
+		e.str(x[0])
+		e.str(x[1])
+	}
+	return e.bytes()
+}
+
+// packetWriter takes pkg/sftp's output (a packet may arrive in several
+// writes) and passes it on one whole packet at a time, noting the handles
+// of files it opens.
+type packetWriter struct {
+	s   *session
+	buf []byte
+}
+
+func (w *packetWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	off := 0
+	for len(w.buf)-off >= 4 {
+		n := int(binary.BigEndian.Uint32(w.buf[off:])) + 4
+		if len(w.buf)-off < n {
+			break
+		}
+		pkt := w.buf[off : off+n]
+		w.observe(pkt)
+		if err := w.s.writePacket(pkt); err != nil {
+			w.buf = w.buf[:0]
+			return 0, err
+		}
+		off += n
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[off:])]
+	return len(p), nil
+}
+
+// observe records the handle returned for an OPEN.
+func (w *packetWriter) observe(pkt []byte) {
+	if len(pkt) < 9 {
+		return
+	}
+	typ := pkt[4]
+	if typ != fxpHandle && typ != fxpStatus {
+		return
+	}
+	d := decoder{b: pkt[5:]}
+	id := d.u32()
+	s := w.s
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	name, ok := s.pending[id]
+	if !ok {
+		return
+	}
+	delete(s.pending, id)
+	if typ == fxpHandle {
+		if h := d.str(); d.err == nil {
+			s.handles[h] = name
+		}
+	}
+}
+
+// Close is called by pkg/sftp when it gives up on the session.
+func (w *packetWriter) Close() error {
+	w.s.closeRW()
+	return nil
+}
