@@ -49,6 +49,9 @@ type Error struct {
 	Message   string          `json:"message"`
 	Retryable bool            `json:"retryable"`
 	Details   json.RawMessage `json:"details,omitempty"`
+	// RemoteCode is the code as received, when Code was mapped to INTERNAL
+	// because this side does not know it. Empty on errors made locally.
+	RemoteCode string `json:"-"`
 }
 
 // NewError returns an *Error with code and a message; TIMEOUT is retryable.

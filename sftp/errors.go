@@ -120,3 +120,11 @@ func isEscape(err error) bool {
 	}
 	return false
 }
+
+// The pkg/sftp codes statusError wraps, for errorPacket.
+var (
+	errNoSuchFileCode  = sftp.ErrSSHFxNoSuchFile
+	errPermissionCode  = sftp.ErrSSHFxPermissionDenied
+	errBadMessageCode  = sftp.ErrSSHFxBadMessage
+	errUnsupportedCode = sftp.ErrSSHFxOpUnsupported
+)

@@ -77,7 +77,7 @@ func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
 			return
 		}
 		go gossh.DiscardRequests(reqs)
-		join(ch, tc)
+		join(ch, asHalfCloser(tc))
 	}()
 }
 
@@ -226,7 +226,7 @@ func (c *serverConn) acceptForwarded(ln net.Listener, addr string, port uint32) 
 				return
 			}
 			go gossh.DiscardRequests(reqs)
-			join(ch, tc)
+			join(ch, asHalfCloser(tc))
 		}()
 	}
 }
@@ -270,3 +270,16 @@ func join(a, b halfCloser) {
 	_ = a.Close()
 	_ = b.Close()
 }
+
+// asHalfCloser returns c, or for a connection without CloseWrite a wrapper
+// whose CloseWrite closes it.
+func asHalfCloser(c net.Conn) halfCloser {
+	if h, ok := c.(halfCloser); ok {
+		return h
+	}
+	return fullCloser{c}
+}
+
+type fullCloser struct{ net.Conn }
+
+func (f fullCloser) CloseWrite() error { return f.Close() }

@@ -12,9 +12,14 @@ import (
 
 const identityFile = "identity.key"
 
-// loadNodeKey returns the node's key from the data directory. With create
-// set, a missing identity is created (and reported on stderr).
+// loadNodeKey returns the node's key from the data directory: derived from
+// vault.json when it exists (unlocked with --passphrase-file or a prompt),
+// else identity.key. With create set, a missing identity is created (and
+// reported on stderr).
 func (g *globals) loadNodeKey(create bool) (core.SecretKey, error) {
+	if _, err := os.Stat(g.path(vaultFile)); err == nil {
+		return g.vaultNodeKey()
+	}
 	path := g.path(identityFile)
 	if !create {
 		k, err := core.LoadKey(path)
@@ -85,4 +90,20 @@ func newIDCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&fingerprint, "fingerprint", false, "print the fingerprint ed25519:<hex> instead of the node id")
 	return cmd
+}
+
+// vaultNodeKey unlocks the data directory's vault and returns the node key
+// it derives; the vault is locked again before returning.
+func (g *globals) vaultNodeKey() (core.SecretKey, error) {
+	v, err := g.unlockVault(g.passphraseFile)
+	if err != nil {
+		return core.SecretKey{}, err
+	}
+	defer v.Lock()
+	key, err := v.NodeKey()
+	if err != nil {
+		return core.SecretKey{}, err
+	}
+	defer key.Wipe()
+	return core.NewSecretKey(key.Seed())
 }

@@ -17,6 +17,8 @@ import (
 type globals struct {
 	dataDir  string
 	logLevel string
+	// passphraseFile unlocks vault.json when the data directory has one.
+	passphraseFile string
 	// connectTimeout bounds handshakes of commands that dial.
 	connectTimeout time.Duration
 	stdin          io.Reader
@@ -44,6 +46,7 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 	}
 	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultDataDir(), "data directory (identity, database, files)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.passphraseFile, "passphrase-file", "", "0600 file holding the vault passphrase (when the data directory has vault.json; default: prompt)")
 	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", defaultDialTimeout, "how long a dial waits for the node's handshake")
 	root.AddCommand(
 		newInitCmd(g),

@@ -37,14 +37,15 @@ func (db *DB) Notify(ctx context.Context, tx *sql.Tx, channel, payload string) e
 // Bursts coalesce: C holds at most one pending wake-up, so a slow consumer
 // sees one wake-up for many commits and must re-read its table each time.
 type Subscription struct {
+	// C receives after each commit (in this process or another) that
+	// called Notify on the channel. It is closed by Subscription.Close and
+	// DB.Close.
+	C <-chan struct{}
+
 	db      *DB
 	channel string
 	c       chan struct{}
 }
-
-// C receives after each commit (in this process or another) that called
-// Notify on the channel. It is closed by Subscription.Close and DB.Close.
-func (s *Subscription) C() <-chan struct{} { return s.c }
 
 // Channel returns the channel the subscription listens on.
 func (s *Subscription) Channel() string { return s.channel }
@@ -79,7 +80,8 @@ func (db *DB) Subscribe(channel string) (*Subscription, error) {
 		}
 		db.watching = true
 	}
-	s := &Subscription{db: db, channel: channel, c: make(chan struct{}, 1)}
+	c := make(chan struct{}, 1)
+	s := &Subscription{C: c, db: db, channel: channel, c: c}
 	db.subs[s] = struct{}{}
 	return s, nil
 }

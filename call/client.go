@@ -1,0 +1,324 @@
+package call
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Peer is one alknet/call connection, seen from either end: it serves its
+// registry on the streams the remote opens (Serve) and calls the remote's
+// operations on streams it opens (Call, Subscribe). A Server makes one per
+// accepted connection; Dial makes one for a dialed connection.
+type Peer struct {
+	conn  core.Conn
+	cfg   Config
+	reg   *Registry
+	log   *slog.Logger
+	known map[string]bool
+	seq   atomic.Uint64
+
+	closeOnce sync.Once
+	serveDone chan struct{} // closed when the background Serve of Dial returns; nil otherwise
+}
+
+func newPeer(conn core.Conn, cfg Config) *Peer {
+	p := &Peer{conn: conn, cfg: cfg, reg: cfg.Registry, log: cfg.Logger, known: map[string]bool{}}
+	for c := range standardCodes {
+		p.known[c] = true
+	}
+	for _, c := range cfg.KnownCodes {
+		p.known[c] = true
+	}
+	return p
+}
+
+// NewPeer wraps a connection that negotiated alknet/call. Call Serve to
+// answer the remote's calls; Call and Subscribe work right away.
+func NewPeer(conn core.Conn, cfg Config) *Peer { return newPeer(conn, cfg.withDefaults()) }
+
+// Dial connects ep to addr on alknet/call and returns a Peer that already
+// serves cfg.Registry to the remote in the background (both sides of a
+// connection may serve). Close ends the connection and that serving.
+func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*Peer, error) {
+	conn, err := ep.Dial(ctx, addr, ALPN)
+	if err != nil {
+		return nil, err
+	}
+	p := NewPeer(conn, cfg)
+	p.serveDone = make(chan struct{})
+	go func() {
+		defer close(p.serveDone)
+		_ = p.Serve(conn.Context())
+	}()
+	return p, nil
+}
+
+// Conn returns the underlying connection.
+func (p *Peer) Conn() core.Conn { return p.conn }
+
+// Registry returns the registry this side serves.
+func (p *Peer) Registry() *Registry { return p.reg }
+
+// Done is closed when the connection is gone.
+func (p *Peer) Done() <-chan struct{} { return p.conn.Context().Done() }
+
+// Close closes the connection and waits for the background serving that
+// Dial started.
+func (p *Peer) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		err = p.conn.Close(core.CodeOK, "")
+		if p.serveDone != nil {
+			<-p.serveDone
+		}
+	})
+	return err
+}
+
+// Call runs the remote operation op ("ns/op"; a leading slash is allowed)
+// with input in and decodes its output into out (nil discards it). It
+// returns once the callee has ended the call. A subscription fails with
+// INVALID_OPERATION_TYPE at its second item. Cancelling ctx sends call.aborted and returns ctx's error. A call.error
+// is returned as *Error.
+func (p *Peer) Call(ctx context.Context, op string, in, out any) error {
+	var got json.RawMessage
+	n := 0
+	err := p.run(ctx, op, in, nil, func(raw json.RawMessage) error {
+		n++
+		if n > 1 {
+			return NewError(CodeInvalidOperationType, "%s answers more than once (a subscription); use Subscribe", strings.TrimPrefix(op, "/"))
+		}
+		got = raw
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNoResponse
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(got, out); err != nil {
+		return fmt.Errorf("decode output of %s: %w", op, err)
+	}
+	return nil
+}
+
+// Subscribe runs the remote subscription op and yields each item's raw
+// JSON output until call.completed. A failure is yielded once as the error
+// (an *Error for call.error). Breaking out of the loop or cancelling ctx
+// sends call.aborted. Subscribing to a query yields its one output.
+func (p *Peer) Subscribe(ctx context.Context, op string, in any) iter.Seq2[json.RawMessage, error] {
+	return func(yield func(json.RawMessage, error) bool) {
+		err := p.run(ctx, op, in, nil, func(raw json.RawMessage) error {
+			if !yield(raw, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// SubscribeAs is Subscribe with each item decoded into Out.
+func SubscribeAs[Out any](ctx context.Context, p *Peer, op string, in any) iter.Seq2[Out, error] {
+	return func(yield func(Out, error) bool) {
+		for raw, err := range p.Subscribe(ctx, op, in) {
+			var o Out
+			if err == nil {
+				if derr := json.Unmarshal(raw, &o); derr != nil {
+					err = fmt.Errorf("decode output of %s: %w", op, derr)
+				}
+			}
+			if !yield(o, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Services calls services/list: the operations the remote lets this side use.
+func (p *Peer) Services(ctx context.Context) ([]Summary, error) {
+	var out ListOutput
+	if err := p.Call(ctx, "services/list", ListInput{}, &out); err != nil {
+		return nil, err
+	}
+	return out.Operations, nil
+}
+
+// Schema calls services/schema for one operation.
+func (p *Peer) Schema(ctx context.Context, op string) (Spec, error) {
+	var out Spec
+	err := p.Call(ctx, "services/schema", SchemaInput{Name: strings.TrimPrefix(op, "/")}, &out)
+	return out, err
+}
+
+// errStop ends a run early without an error.
+var errStop = errors.New("stop")
+
+// run performs one call on a new stream and hands every output to each;
+// each returning errStop ends the call (aborting it unless it is over).
+func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, each func(json.RawMessage) error) error {
+	input, err := marshalJSON(in)
+	if err != nil {
+		return fmt.Errorf("encode input of %s: %w", op, err)
+	}
+	name := strings.TrimPrefix(op, "/")
+	id := strconv.FormatUint(p.seq.Add(1), 10)
+	frame, err := encodeFrame(TypeRequested, id, Request{
+		OperationID: "/" + name, Input: input, AuthToken: authTokenFrom(ctx), ForwardedFor: fwd,
+	}, p.cfg.MaxFrameSize)
+	if err != nil {
+		return fmt.Errorf("call %s: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := p.conn.OpenStream(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize}
+	if _, err := s.Write(frame); err != nil {
+		_ = s.Close()
+		return err
+	}
+	stop := context.AfterFunc(ctx, cc.abort)
+	defer func() {
+		stop()
+		cc.close()
+	}()
+	br := bufio.NewReaderSize(s, 4096)
+	for {
+		body, err := ReadFrame(br, p.cfg.MaxFrameSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				if cc.responded {
+					cc.over = true
+					return nil // a query's stream ends after its one output
+				}
+				return ErrNoResponse
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
+		}
+		env, err := decodeEnvelope(body)
+		if err != nil {
+			return err
+		}
+		if env.ID != id {
+			continue // not ours: correlation is by id
+		}
+		switch env.Type {
+		case TypeResponded:
+			var r Response
+			if err := json.Unmarshal(env.Payload, &r); err != nil {
+				return fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+			}
+			if len(r.Output) == 0 {
+				r.Output = json.RawMessage("null")
+			}
+			cc.responded = true
+			if err := each(r.Output); err != nil {
+				if err == errStop {
+					return nil
+				}
+				return err
+			}
+		case TypeCompleted:
+			cc.over = true
+			return nil
+		case TypeError:
+			cc.over = true
+			return p.decodeError(env.Payload)
+		case TypeAborted:
+			cc.over = true
+			return NewError(CodeInternal, "the callee aborted the call")
+		}
+	}
+}
+
+// decodeError turns a call.error payload into *Error, mapping codes this
+// side does not know to INTERNAL.
+func (p *Peer) decodeError(payload json.RawMessage) *Error {
+	var e Error
+	if err := json.Unmarshal(payload, &e); err != nil || e.Code == "" {
+		return NewError(CodeInternal, "malformed call.error")
+	}
+	e.RemoteCode = e.Code
+	if !p.known[e.Code] {
+		e.Code = CodeInternal
+	}
+	return &e
+}
+
+// clientCall is the caller's side of one stream.
+type clientCall struct {
+	mu        sync.Mutex
+	s         core.Stream
+	id        string
+	limit     int64
+	closed    bool
+	responded bool // an output arrived
+	over      bool // the callee ended the call (completed, error, end of stream)
+}
+
+// abort sends call.aborted and unblocks the reader.
+func (c *clientCall) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.sendAbortLocked()
+	_ = c.s.SetReadDeadline(time.Now())
+}
+
+func (c *clientCall) sendAbortLocked() {
+	frame, err := encodeFrame(TypeAborted, c.id, nil, c.limit)
+	if err != nil {
+		return
+	}
+	_ = c.s.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.s.Write(frame)
+}
+
+// close ends the stream; a call the callee has not ended is aborted first.
+func (c *clientCall) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if !c.over {
+		c.sendAbortLocked()
+	}
+	c.closed = true
+	_ = c.s.Close()
+}

@@ -1,0 +1,280 @@
+package call
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Server is the core.ProtocolHandler of alknet/call: every accepted
+// connection becomes a Peer that serves the registry on the streams the
+// remote opens (and can call the remote back).
+type Server struct {
+	cfg Config
+}
+
+// NewServer returns a server; the config is copied and defaults filled.
+func NewServer(cfg Config) (*Server, error) {
+	return &Server{cfg: cfg.withDefaults()}, nil
+}
+
+// ALPN implements core.ProtocolHandler.
+func (s *Server) ALPN() []string { return []string{ALPN} }
+
+// Registry returns the registry the server serves.
+func (s *Server) Registry() *Registry { return s.cfg.Registry }
+
+// ServeConn implements core.ProtocolHandler. It returns when the connection
+// is gone, or, once the endpoint drains, when the calls in flight are done.
+func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
+	p := newPeer(conn, s.cfg)
+	var hooks sync.WaitGroup
+	defer hooks.Wait()
+	if s.cfg.OnConnect != nil {
+		hooks.Go(func() { s.cfg.OnConnect(ctx, p) })
+	}
+	return p.Serve(ctx)
+}
+
+// errCallerGone and errAborted are the causes of a call's cancellation.
+var (
+	errCallerGone = errors.New("alknet/call: caller closed the stream")
+	errAborted    = errors.New("alknet/call: call aborted by the caller")
+	// ErrCallOver is returned by a subscription's emit once the call has
+	// ended (aborted, timed out, or the caller went away).
+	ErrCallOver = errors.New("alknet/call: call is over")
+)
+
+// Serve serves the operations of the peer's registry on every stream the
+// remote opens, one call per stream, until the connection closes or ctx is
+// cancelled. When the endpoint drains it stops accepting and waits for the
+// calls in flight.
+func (p *Peer) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		s, err := p.conn.AcceptStream(ctx)
+		if err != nil {
+			if errors.Is(err, core.ErrShuttingDown) {
+				return nil
+			}
+			return err
+		}
+		wg.Go(func() { p.serveStream(ctx, s) })
+	}
+}
+
+// responder writes the callee's side of one call. Every write and the
+// final close are serialized by mu; once done is set nothing more is sent.
+type responder struct {
+	mu    sync.Mutex
+	s     core.Stream
+	id    string
+	limit int64
+	done  bool
+}
+
+// send writes one frame unless the call is already over.
+func (r *responder) send(typ string, payload any, final bool) error {
+	frame, err := encodeFrame(typ, r.id, payload, r.limit)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return ErrCallOver
+	}
+	if final {
+		r.done = true
+	}
+	_, err = r.s.Write(frame)
+	return err
+}
+
+func (r *responder) fail(e *Error) { _ = r.send(TypeError, e, true) }
+
+// emitOutput sends one call.responded with v as output.
+func (r *responder) emitOutput(v any, final bool) error {
+	out, err := marshalJSON(v)
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	return r.send(TypeResponded, Response{Output: out}, final)
+}
+
+// close ends the stream once no write is pending.
+func (r *responder) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	_ = r.s.Close()
+}
+
+// serveStream runs one call.
+func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
+	resp := &responder{s: s, limit: p.cfg.MaxFrameSize}
+	defer resp.close()
+	br := bufio.NewReaderSize(s, 4096)
+	if p.cfg.RequestTimeout > 0 {
+		_ = s.SetReadDeadline(time.Now().Add(p.cfg.RequestTimeout))
+	}
+	body, err := ReadFrame(br, p.cfg.MaxFrameSize)
+	if err != nil {
+		if errors.Is(err, ErrFrameSize) {
+			resp.fail(NewError(CodeInvalidInput, "%s", strings.TrimPrefix(err.Error(), "alknet/call: ")))
+		}
+		return
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	env, err := decodeEnvelope(body)
+	if err != nil {
+		resp.fail(NewError(CodeInvalidInput, "malformed envelope"))
+		return
+	}
+	resp.id = env.ID
+	switch env.Type {
+	case TypeRequested:
+	case TypeAborted:
+		return // abort of a call this stream never started: ignored
+	default:
+		resp.fail(NewError(CodeInvalidOperationType, "expected %s, got %q", TypeRequested, clip(env.Type)))
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(env.Payload, &req); err != nil {
+		resp.fail(NewError(CodeInvalidInput, "malformed %s payload", TypeRequested))
+		return
+	}
+	name := strings.TrimPrefix(req.OperationID, "/")
+	log := p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
+	e, ok := p.reg.lookup(name)
+	if !ok || e.spec.Visibility != External {
+		resp.fail(NewError(CodeNotFound, "no operation /%s", clip(name)))
+		return
+	}
+	caller := &Caller{Identity: p.conn.Identity(), Node: p.conn.RemoteID(), ForwardedFor: req.ForwardedFor}
+	if req.AuthToken != "" {
+		var id *core.Identity
+		ok := false
+		if p.cfg.Identities != nil {
+			id, ok = p.cfg.Identities.IdentityByToken([]byte(req.AuthToken))
+		}
+		if !ok {
+			log.Warn("call refused", "code", CodeForbidden, "reason", "invalid auth token")
+			resp.fail(NewError(CodeForbidden, "invalid auth token"))
+			return
+		}
+		caller.Identity, caller.ByToken = id, true
+	}
+	if err := e.acl.Check(caller.Identity); err != nil {
+		log.Warn("call refused", "code", CodeForbidden, "reason", err.Error())
+		resp.fail(NewError(CodeForbidden, "%s", err.Error()))
+		return
+	}
+
+	cctx, cancel := context.WithCancelCause(WithCaller(ctx, caller))
+	defer cancel(nil)
+	timeout := e.timeout
+	if timeout == 0 && e.spec.Kind != KindSubscription {
+		timeout = p.cfg.CallTimeout
+	}
+	if timeout > 0 {
+		var cancelT context.CancelFunc
+		cctx, cancelT = context.WithTimeout(cctx, timeout)
+		defer cancelT()
+	}
+	// The caller's side of the stream: call.aborted or its end cancels.
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			body, err := ReadFrame(br, p.cfg.MaxFrameSize)
+			if err != nil {
+				cancel(errCallerGone)
+				return
+			}
+			if env2, err := decodeEnvelope(body); err == nil && env2.Type == TypeAborted && env2.ID == env.ID {
+				cancel(errAborted)
+				return
+			}
+		}
+	}()
+	// When the call ends early, answer a deadline at once and unblock a
+	// write stuck on a caller that stopped reading.
+	stop := context.AfterFunc(cctx, func() {
+		if errors.Is(context.Cause(cctx), context.DeadlineExceeded) {
+			resp.fail(NewError(CodeTimeout, "%s timed out after %s", name, timeout))
+		}
+		_ = s.SetWriteDeadline(time.Now())
+	})
+	defer func() {
+		stop()
+		_ = s.SetReadDeadline(time.Now())
+		<-readerDone
+	}()
+
+	start := time.Now()
+	unary := e.spec.Kind != KindSubscription
+	emitted := false
+	err = p.reg.invoke(cctx, e, req.Input, func(v any) error {
+		if cctx.Err() != nil {
+			return ErrCallOver
+		}
+		if unary {
+			if emitted {
+				return ErrCallOver
+			}
+			emitted = true
+		}
+		return resp.emitOutput(v, unary)
+	})
+	cause := context.Cause(cctx)
+	switch {
+	case errors.Is(cause, errAborted) || errors.Is(cause, errCallerGone):
+		log.Debug("call aborted", "dur", time.Since(start))
+	case cctx.Err() != nil && !errors.Is(cause, context.DeadlineExceeded):
+		// this side is shutting down: tell the caller the call is off
+		_ = resp.send(TypeAborted, nil, true)
+	case err != nil:
+		pe := p.reg.publicError(cctx, e, err)
+		if pe.Code != CodeTimeout {
+			log.Info("call failed", "code", pe.Code, "dur", time.Since(start))
+		}
+		resp.fail(pe)
+	case cctx.Err() != nil:
+		// deadline: TIMEOUT is already sent
+	case !unary:
+		_ = resp.send(TypeCompleted, nil, true)
+	case !emitted:
+		_ = resp.emitOutput(nil, true)
+	}
+}
+
+// marshalJSON marshals v without HTML escaping; a json.RawMessage passes
+// through.
+func marshalJSON(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if len(raw) == 0 {
+			return json.RawMessage("null"), nil
+		}
+		return raw, nil
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	s := b.String()
+	return json.RawMessage(s[:len(s)-1]), nil
+}
+
+var _ core.ProtocolHandler = (*Server)(nil)
