@@ -174,7 +174,7 @@ func echoOnce(b *testing.B, s io.ReadWriter, closeWrite func() error, buf []byte
 // tagALPN is a handler that only occupies an ALPN.
 type tagALPN string
 
-func (t tagALPN) ALPN() []string                                 { return []string{string(t)} }
+func (t tagALPN) ALPN() []string                                   { return []string{string(t)} }
 func (t tagALPN) ServeConn(ctx context.Context, c core.Conn) error { <-ctx.Done(); return nil }
 
 // bareQUIC starts a plain quic-go listener on loopback with the same TLS

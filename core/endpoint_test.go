@@ -41,7 +41,7 @@ type funcHandler struct {
 	f    func(ctx context.Context, c core.Conn) error
 }
 
-func (h funcHandler) ALPN() []string                                 { return []string{h.alpn} }
+func (h funcHandler) ALPN() []string                                   { return []string{h.alpn} }
 func (h funcHandler) ServeConn(ctx context.Context, c core.Conn) error { return h.f(ctx, c) }
 
 func ctxT(t *testing.T) context.Context {
@@ -256,7 +256,9 @@ func TestPerPeerConnectionLimit(t *testing.T) {
 }
 
 // swappable is an IdentityProvider whose index can be replaced.
-type swappable struct{ p atomic.Pointer[core.PeerIndex] }
+type swappable struct {
+	p atomic.Pointer[core.PeerIndex]
+}
 
 func (s *swappable) IdentityByFingerprint(fp string) (*core.Identity, bool) {
 	return s.p.Load().IdentityByFingerprint(fp)
