@@ -43,6 +43,10 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	return p.Serve(ctx)
 }
 
+// lingerTimeout is how long a stream whose call is answered waits for the
+// caller to end its side before it is cut.
+const lingerTimeout = 5 * time.Second
+
 // errCallerGone and errAborted are the causes of a call's cancellation.
 var (
 	errCallerGone = errors.New("alknet/call: caller closed the stream")
@@ -77,8 +81,9 @@ type responder struct {
 	mu    sync.Mutex
 	s     core.Stream
 	id    string
-	limit int64
-	done  bool
+	limit  int64
+	done   bool
+	broken bool // a write failed
 }
 
 // send writes one frame unless the call is already over.
@@ -95,7 +100,9 @@ func (r *responder) send(typ string, payload any, final bool) error {
 	if final {
 		r.done = true
 	}
-	_, err = r.s.Write(frame)
+	if _, err = r.s.Write(frame); err != nil {
+		r.done, r.broken = true, true // a partial frame cannot be followed
+	}
 	return err
 }
 
@@ -108,6 +115,17 @@ func (r *responder) emitOutput(v any, final bool) error {
 		return fmt.Errorf("encode output: %w", err)
 	}
 	return r.send(TypeResponded, Response{Output: out}, final)
+}
+
+// finish sends FIN after a call that ended with its final frame; it
+// reports whether it did.
+func (r *responder) finish() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done || r.broken {
+		return false
+	}
+	return r.s.CloseWrite() == nil
 }
 
 // close ends the stream once no write is pending.
@@ -210,14 +228,31 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 	// When the call ends early, answer a deadline at once and unblock a
 	// write stuck on a caller that stopped reading.
 	stop := context.AfterFunc(cctx, func() {
-		if errors.Is(context.Cause(cctx), context.DeadlineExceeded) {
-			resp.fail(NewError(CodeTimeout, "%s timed out after %s", name, timeout))
+		if errors.Is(context.Cause(cctx), context.DeadlineExceeded) && resp.mu.TryLock() {
+			// No write in progress: answer TIMEOUT now, even if the
+			// handler has not noticed yet.
+			if !resp.done {
+				resp.done = true
+				if frame, err := encodeFrame(TypeError, resp.id, NewError(CodeTimeout, "%s timed out after %s", name, timeout), resp.limit); err == nil {
+					_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+					_, _ = s.Write(frame)
+				}
+			}
+			resp.mu.Unlock()
 		}
+		// A write blocked on a caller that stopped reading gives up; the
+		// stream is then abandoned (a partial frame cannot be followed).
 		_ = s.SetWriteDeadline(time.Now())
 	})
 	defer func() {
 		stop()
-		_ = s.SetReadDeadline(time.Now())
+		if resp.finish() {
+			// Answered: end our side and wait briefly for the caller to end
+			// its own, so the stream closes without a STOP_SENDING.
+			_ = s.SetReadDeadline(time.Now().Add(lingerTimeout))
+		} else {
+			_ = s.SetReadDeadline(time.Now())
+		}
 		<-readerDone
 	}()
 
@@ -234,7 +269,18 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 			}
 			emitted = true
 		}
-		return resp.emitOutput(v, unary)
+		out, err := marshalJSON(v)
+		if err != nil {
+			return fmt.Errorf("encode output: %w", err)
+		}
+		if err := resp.send(TypeResponded, Response{Output: out}, unary); err != nil {
+			if !errors.Is(err, ErrFrameSize) {
+				cancel(errCallerGone) // the stream is unusable: the call is over
+				return ErrCallOver
+			}
+			return err
+		}
+		return nil
 	})
 	cause := context.Cause(cctx)
 	switch {

@@ -21,18 +21,7 @@ func CheckFile(rw io.ReadWriter, path string, algs ...string) (alg string, sum [
 	if len(algs) == 0 {
 		algs = checkFileAlgorithms
 	}
-	init := &encoder{b: make([]byte, 4, 16)}
-	init.u8(fxpInit)
-	init.u32(protocolVersion)
-	if _, err := rw.Write(init.bytes()); err != nil {
-		return "", nil, err
-	}
-	const limit = 64 << 10
-	p, err := readPacket(rw, nil, limit)
-	if err != nil {
-		return "", nil, fmt.Errorf("alknet/sftp: read version: %w", err)
-	}
-	exts, err := parseVersion(p)
+	exts, err := clientInit(rw)
 	if err != nil {
 		return "", nil, err
 	}
@@ -50,11 +39,77 @@ func CheckFile(rw io.ReadWriter, path string, algs ...string) (alg string, sum [
 	if _, err := rw.Write(req.bytes()); err != nil {
 		return "", nil, err
 	}
-	p, err = readPacket(rw, nil, limit)
+	p, err := readPacket(rw, nil, clientReplyLimit)
 	if err != nil {
 		return "", nil, fmt.Errorf("alknet/sftp: read check-file reply: %w", err)
 	}
 	return parseCheckFileReply(p, id)
+}
+
+// Limits are what a server announces with limits@openssh.com, in bytes
+// (MaxHandles in handles); zero means no limit announced.
+type Limits struct {
+	MaxPacket, MaxRead, MaxWrite, MaxHandles uint64
+}
+
+// ErrNoLimits is returned by QueryLimits when the server does not offer
+// limits@openssh.com.
+var ErrNoLimits = errors.New("alknet/sftp: server does not offer limits@openssh.com")
+
+// QueryLimits opens an SFTP session on rw (a fresh stream) and asks the
+// server for its limits. It does not close rw.
+func QueryLimits(rw io.ReadWriter) (Limits, error) {
+	exts, err := clientInit(rw)
+	if err != nil {
+		return Limits{}, err
+	}
+	if _, ok := exts[extLimits]; !ok {
+		return Limits{}, ErrNoLimits
+	}
+	const id = 1
+	req := newPacket(fxpExtended, id)
+	req.str(extLimits)
+	if _, err := rw.Write(req.bytes()); err != nil {
+		return Limits{}, err
+	}
+	p, err := readPacket(rw, nil, clientReplyLimit)
+	if err != nil {
+		return Limits{}, fmt.Errorf("alknet/sftp: read limits reply: %w", err)
+	}
+	return parseLimitsReply(p, id)
+}
+
+// clientReplyLimit bounds the replies CheckFile and QueryLimits accept.
+const clientReplyLimit = 64 << 10
+
+// clientInit sends INIT and returns the server's extensions.
+func clientInit(rw io.ReadWriter) (map[string]string, error) {
+	init := &encoder{b: make([]byte, 4, 16)}
+	init.u8(fxpInit)
+	init.u32(protocolVersion)
+	if _, err := rw.Write(init.bytes()); err != nil {
+		return nil, err
+	}
+	p, err := readPacket(rw, nil, clientReplyLimit)
+	if err != nil {
+		return nil, fmt.Errorf("alknet/sftp: read version: %w", err)
+	}
+	return parseVersion(p)
+}
+
+func parseLimitsReply(p []byte, id uint32) (Limits, error) {
+	if len(p) < 9 || p[4] != fxpExtendedReply {
+		return Limits{}, ErrBadPacket
+	}
+	d := decoder{b: p[5:]}
+	if d.u32() != id {
+		return Limits{}, ErrBadPacket
+	}
+	l := Limits{MaxPacket: d.u64(), MaxRead: d.u64(), MaxWrite: d.u64(), MaxHandles: d.u64()}
+	if d.err != nil || len(d.b) != 0 {
+		return Limits{}, ErrBadPacket
+	}
+	return l, nil
 }
 
 // parseVersion decodes an SSH_FXP_VERSION packet into its extensions.

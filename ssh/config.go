@@ -25,6 +25,10 @@ const (
 	ScopeListen  = "ssh:listen"
 )
 
+// ExitRefused is the exit status of a shell or exec request the caller's
+// scopes do not allow; the reason is written to the channel's stderr.
+const ExitRefused = 126
+
 // Subsystem serves one named subsystem request ("sftp").
 type Subsystem struct {
 	// Scope the identity must hold; empty means the gate scope is enough.

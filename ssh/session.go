@@ -38,6 +38,8 @@ type session struct {
 	started bool
 	done    chan struct{} // closed when the program has finished and the exit status is sent
 
+	finishOnce sync.Once
+
 	mu     sync.Mutex
 	ptmx   *os.File
 	proc   *os.Process
@@ -102,9 +104,9 @@ func (s *session) handle(req *gossh.Request) {
 		reply(req, ok)
 	case "pty-req":
 		var p struct {
-			Term                string
+			Term                 string
 			Cols, Rows, Wpx, Hpx uint32
-			Modes               string
+			Modes                string
 		}
 		ok := gossh.Unmarshal(req.Payload, &p) == nil && !s.started && !s.hasPty && !strings.ContainsRune(p.Term, 0)
 		if ok {
@@ -142,9 +144,21 @@ func (s *session) handle(req *gossh.Request) {
 		}
 		if why := s.start(req); why != "" {
 			s.c.log.Warn("ssh session refused", "op", req.Type, "reason", why)
-			_, _ = io.WriteString(s.ch.Stderr(), "alknet: "+why+"\r\n")
-			reply(req, false)
-			return
+			if req.Type == "subsystem" || !strings.HasPrefix(why, "missing scope") {
+				reply(req, false)
+				return
+			}
+			// A shell or command the caller may not run "runs" and fails
+			// with status 126 and the reason on stderr: OpenSSH drops
+			// stderr data that precedes a failure reply, so this is the
+			// only way the user learns why.
+			s.started = true
+			reply(req, true)
+			go func() {
+				defer close(s.done)
+				_, _ = io.WriteString(s.ch.Stderr(), "alknet: "+why+"\r\n")
+				s.finish(exitInfo{status: ExitRefused})
+			}()
 		}
 	default:
 		reply(req, false)
@@ -216,7 +230,7 @@ func (s *session) start(req *gossh.Request) string {
 			return "missing scope " + sub.Scope
 		}
 		run = func() (exitInfo, error) {
-			if err := sub.Serve(s.ctx, s.ch, id); err != nil {
+			if err := sub.Serve(s.ctx, subsystemChannel{s.ch, s}, id); err != nil {
 				return exitInfo{status: 1}, err
 			}
 			return exitInfo{}, nil
@@ -249,6 +263,10 @@ type exitInfo struct {
 // finish reports how the program ended and closes the channel: all output
 // has been written before, then exit-status (or exit-signal), EOF and close.
 func (s *session) finish(info exitInfo) {
+	s.finishOnce.Do(func() { s.sendExit(info) })
+}
+
+func (s *session) sendExit(info exitInfo) {
 	if info.signal != "" {
 		_, _ = s.ch.SendRequest("exit-signal", false, gossh.Marshal(struct {
 			Signal     string
@@ -441,4 +459,16 @@ func signalName(sig syscall.Signal) string {
 		}
 	}
 	return ""
+}
+
+// subsystemChannel is the channel as a subsystem sees it: its Close reports
+// exit status 0 before closing, as the end of a subsystem is a clean exit.
+type subsystemChannel struct {
+	gossh.Channel
+	s *session
+}
+
+func (c subsystemChannel) Close() error {
+	c.s.finish(exitInfo{})
+	return nil
 }

@@ -19,6 +19,8 @@ type fileConfig struct {
 	// Listen is the UDP host:port to serve on. Default 0.0.0.0:4433.
 	Listen string       `toml:"listen"`
 	Peers  []configPeer `toml:"peers"`
+	SFTP   sftpConfig   `toml:"sftp"`
+	SSH    sshConfig    `toml:"ssh"`
 }
 
 type configPeer struct {

@@ -55,6 +55,13 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 		newPingCmd(g),
 		newPipeCmd(g),
 		newVaultCmd(g),
+		newSFTPCmd(g),
+		newCpCmd(g),
+		newSSHConfigCmd(g),
+		newSocksCmd(g),
+		newForwardCmd(g),
+		newPeerCmd(g),
+		newCallCmd(g),
 	)
 	return root
 }

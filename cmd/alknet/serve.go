@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/store"
 	"github.com/spf13/cobra"
 )
 
@@ -18,6 +19,7 @@ type serveEnv struct {
 	key     core.SecretKey
 	log     *slog.Logger
 	ep      *core.Endpoint
+	store   *store.DB // the node database, <data>/alknet.db
 	closers []func() error
 }
 
@@ -32,6 +34,9 @@ type service struct {
 func serviceBuilders() []func(env *serveEnv) (*service, error) {
 	return []func(env *serveEnv) (*service, error){
 		func(*serveEnv) (*service, error) { return &service{handler: core.Ping{}}, nil },
+		sftpService,
+		sshService,
+		callService,
 	}
 }
 
@@ -95,16 +100,21 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 			_ = env.closers[i]()
 		}
 	}()
+	peerStore, err := env.openPeerStore(peers)
+	if err != nil {
+		return err
+	}
 	ep, err := core.NewEndpoint(core.Config{
 		ListenAddr: listen,
 		SecretKey:  key,
-		Identities: core.StaticPeers(peers),
+		Identities: peerStore,
 		Logger:     log,
 	})
 	if err != nil {
 		return err
 	}
 	env.ep = ep
+	peerStore.OnReload(func() { ep.Reauthorize() })
 	for _, build := range serviceBuilders() {
 		svc, err := build(env)
 		if err != nil {

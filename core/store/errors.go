@@ -23,6 +23,8 @@ var (
 	// ErrInvalidPeer reports a peer entry that cannot be stored (no
 	// fingerprint, bad display name, bad fingerprint).
 	ErrInvalidPeer = errors.New("alknet/store: invalid peer")
+	// ErrCredentialNotFound reports an unknown credential provider.
+	ErrCredentialNotFound = errors.New("alknet/store: no such credential")
 	// ErrConflict reports a database peer that clashes with a static
 	// (configuration) peer by id or fingerprint.
 	ErrConflict = errors.New("alknet/store: peer conflicts with the configuration")

@@ -1,0 +1,577 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	alksftp "github.com/alkdev/alknet/sftp"
+	"github.com/pkg/sftp"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// partSuffix names the file a transfer writes before renaming it into
+// place; --resume continues it.
+const partSuffix = ".alknet-part"
+
+// cpEnd is one side of alknet cp.
+type cpEnd struct {
+	remote bool
+	addr   string // node address, when remote
+	path   string
+}
+
+// parseCpArg splits ADDR:/path (ADDR = <nodeid>@<host>:<port>, the host
+// possibly a bracketed IPv6 address) or alknet://ADDR/path from a local
+// path. Anything whose part before "@" is not a node id is local.
+func parseCpArg(s string) (cpEnd, error) {
+	if strings.HasPrefix(s, "alknet://") {
+		a, p, err := core.ParseURL(s)
+		if err != nil {
+			return cpEnd{}, err
+		}
+		if p == "" {
+			p = "/"
+		}
+		return cpEnd{remote: true, addr: a.String(), path: p}, nil
+	}
+	at := strings.IndexByte(s, '@')
+	if at <= 0 {
+		return cpEnd{path: s}, nil
+	}
+	if _, err := core.ParseNodeID(s[:at]); err != nil {
+		return cpEnd{path: s}, nil
+	}
+	rest := s[at+1:]
+	var hostEnd int
+	if strings.HasPrefix(rest, "[") {
+		i := strings.IndexByte(rest, ']')
+		if i < 0 {
+			return cpEnd{}, fmt.Errorf("%q: unterminated [ in the address", s)
+		}
+		hostEnd = i + 1
+	} else {
+		hostEnd = strings.IndexByte(rest, ':')
+		if hostEnd < 0 {
+			return cpEnd{}, fmt.Errorf("%q: want <nodeid>@<host>:<port>:/path", s)
+		}
+	}
+	if hostEnd >= len(rest) || rest[hostEnd] != ':' {
+		return cpEnd{}, fmt.Errorf("%q: want <nodeid>@<host>:<port>:/path", s)
+	}
+	portAndPath := rest[hostEnd+1:]
+	colon := strings.IndexByte(portAndPath, ':')
+	if colon < 0 {
+		return cpEnd{}, fmt.Errorf("%q: missing :/path after the port", s)
+	}
+	port := portAndPath[:colon]
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return cpEnd{}, fmt.Errorf("%q: bad port %q", s, port)
+	}
+	addr := s[:at+1] + rest[:hostEnd] + ":" + port
+	if _, err := core.ParseAddr(addr); err != nil {
+		return cpEnd{}, err
+	}
+	p := portAndPath[colon+1:]
+	if p == "" {
+		p = "/"
+	}
+	return cpEnd{remote: true, addr: addr, path: p}, nil
+}
+
+type cpOptions struct {
+	recursive, resume, quiet, noVerify bool
+	keyFile                            string
+}
+
+func newCpCmd(g *globals) *cobra.Command {
+	var o cpOptions
+	cmd := &cobra.Command{
+		Use:   "cp [-r] [--resume] SRC DST",
+		Short: "Copy files to or from a node over alknet/sftp",
+		Long: `Copy files between this machine and a node's alknet/sftp service. One of
+SRC and DST is remote, written ADDR:/path (ADDR = <nodeid>@<host>:<port>;
+IPv6 hosts in brackets: <nodeid>@[::1]:4433:/path) or alknet://ADDR/path.
+
+Like cp, a DST that is an existing directory receives SRC inside it. Data
+goes to DST.alknet-part and is renamed into place when complete, so DST is
+never half-written. --resume continues a .alknet-part (or a shorter DST) by
+its size. When the node offers check-file, the SHA-256 of both sides is
+compared at the end; a mismatch is an error.
+
+A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.runCp(cmd.Context(), args[0], args[1], o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.recursive, "recursive", "r", false, "copy directories recursively")
+	cmd.Flags().BoolVar(&o.resume, "resume", false, "continue partial files by size")
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().BoolVar(&o.noVerify, "no-verify", false, "skip the checksum comparison")
+	cmd.Flags().StringVar(&o.keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
+	return cmd
+}
+
+// copier runs one alknet cp.
+type copier struct {
+	g      *globals
+	opt    cpOptions
+	conn   core.Conn
+	c      *sftp.Client
+	check  bool // the node offers check-file
+	bar    *progressbar.ProgressBar
+	upload bool
+}
+
+// cpJob is one regular file to copy.
+type cpJob struct {
+	src, dst string // dst is the final name
+	size     int64
+	part     string // where data is written (dst.alknet-part or dst)
+	off      int64  // resume offset
+	mode     fs.FileMode
+}
+
+func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions) error {
+	src, err := parseCpArg(srcArg)
+	if err != nil {
+		return err
+	}
+	dst, err := parseCpArg(dstArg)
+	if err != nil {
+		return err
+	}
+	if src.remote == dst.remote {
+		return errors.New("one of SRC and DST must be remote (ADDR:/path) and the other local")
+	}
+	remote := src
+	if dst.remote {
+		remote = dst
+	}
+	d, err := g.newDialer(o.keyFile)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	conn, err := d.dial(ctx, remote.addr, alksftp.ALPN)
+	if err != nil {
+		return describe(err)
+	}
+	defer conn.Close(core.CodeOK, "")
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close(core.CodeOK, "interrupted") })
+	defer stop()
+
+	packet := 32 << 10
+	if st, err := conn.OpenStream(ctx); err == nil {
+		if l, err := alksftp.QueryLimits(st); err == nil && l.MaxRead > 0 && l.MaxWrite > 0 {
+			packet = int(min(l.MaxRead, l.MaxWrite, 1<<20))
+		}
+		_ = st.Close()
+	} else {
+		return describe(err)
+	}
+	st, err := conn.OpenStream(ctx)
+	if err != nil {
+		return describe(err)
+	}
+	c, err := sftp.NewClientPipe(st, st,
+		sftp.MaxPacketUnchecked(packet),
+		sftp.UseConcurrentWrites(true),
+		sftp.UseConcurrentReads(true),
+		sftp.MaxConcurrentRequestsPerFile(64),
+	)
+	if err != nil {
+		return describe(err)
+	}
+	defer c.Close()
+	_, hasCheck := c.HasExtension("check-file")
+	cp := &copier{g: g, opt: o, conn: conn, c: c, check: hasCheck && !o.noVerify, upload: dst.remote}
+	var jobs []cpJob
+	if cp.upload {
+		jobs, err = cp.planUpload(src.path, dst.path)
+	} else {
+		jobs, err = cp.planDownload(src.path, dst.path)
+	}
+	if err != nil {
+		return cp.fail(ctx, err)
+	}
+	var total int64
+	for _, j := range jobs {
+		total += j.size - j.off
+	}
+	cp.bar = g.progressBar(total, o.quiet)
+	for _, j := range jobs {
+		if cp.bar != nil {
+			cp.bar.Describe(path.Base(filepath.ToSlash(j.dst)))
+		}
+		if cp.upload {
+			err = cp.put(ctx, j)
+		} else {
+			err = cp.get(ctx, j)
+		}
+		if err != nil {
+			return cp.fail(ctx, err)
+		}
+	}
+	if cp.bar != nil {
+		_ = cp.bar.Finish()
+	}
+	return nil
+}
+
+// fail prefers "interrupted" over the errors a closed connection causes.
+func (cp *copier) fail(ctx context.Context, err error) error {
+	if cp.bar != nil {
+		_ = cp.bar.Exit()
+		fmt.Fprintln(cp.g.stderr)
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted; run again with --resume to continue")
+	}
+	return describe(err)
+}
+
+// progressBar returns a byte progress bar on stderr, or nil when stderr
+// is not a terminal or quiet is set.
+func (g *globals) progressBar(total int64, quiet bool) *progressbar.ProgressBar {
+	f, ok := g.stderr.(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
+	)
+}
+
+func (cp *copier) note(format string, args ...any) {
+	if cp.bar != nil {
+		fmt.Fprintf(cp.g.stderr, "\n"+format+"\n", args...)
+	}
+}
+
+// planDownload lists the files to fetch from remote src into local dst.
+func (cp *copier) planDownload(src, dst string) ([]cpJob, error) {
+	fi, err := cp.c.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", src, err)
+	}
+	if lfi, err := os.Stat(dst); err == nil && lfi.IsDir() {
+		if b := path.Base(src); b != "/" && b != "." {
+			dst = filepath.Join(dst, b)
+		}
+	}
+	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("remote %s is not a regular file", src)
+		}
+		j, err := cp.localJob(src, dst, fi)
+		if err != nil {
+			return nil, err
+		}
+		return []cpJob{j}, nil
+	}
+	if !cp.opt.recursive {
+		return nil, fmt.Errorf("remote %s is a directory (use -r)", src)
+	}
+	var jobs []cpJob
+	w := cp.c.Walk(src)
+	for w.Step() {
+		if err := w.Err(); err != nil {
+			return nil, fmt.Errorf("remote %s: %w", w.Path(), err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(w.Path(), src), "/")
+		local := filepath.Join(dst, filepath.FromSlash(rel))
+		st := w.Stat()
+		switch {
+		case st.IsDir():
+			if err := os.MkdirAll(local, 0o755); err != nil {
+				return nil, err
+			}
+		case st.Mode().IsRegular():
+			j, err := cp.localJob(w.Path(), local, st)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, j)
+		default:
+			cp.note("skipping %s: not a regular file", w.Path())
+		}
+	}
+	return jobs, nil
+}
+
+// localJob decides where a download goes and where it resumes.
+func (cp *copier) localJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
+	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
+	if cp.opt.resume {
+		if pfi, err := os.Stat(j.part); err == nil {
+			j.off = pfi.Size()
+		} else if dfi, err := os.Stat(dst); err == nil && dfi.Mode().IsRegular() {
+			j.part, j.off = dst, dfi.Size()
+		}
+		if j.off > j.size {
+			return j, fmt.Errorf("cannot resume %s: the local file is larger than the remote one", dst)
+		}
+	}
+	return j, nil
+}
+
+// planUpload lists the files to send from local src to remote dst.
+func (cp *copier) planUpload(src, dst string) ([]cpJob, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, err
+	}
+	if rfi, err := cp.c.Stat(dst); err == nil && rfi.IsDir() {
+		dst = path.Join(dst, filepath.Base(src))
+	}
+	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s is not a regular file", src)
+		}
+		j, err := cp.remoteJob(src, dst, fi)
+		if err != nil {
+			return nil, err
+		}
+		return []cpJob{j}, nil
+	}
+	if !cp.opt.recursive {
+		return nil, fmt.Errorf("%s is a directory (use -r)", src)
+	}
+	var jobs []cpJob
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		remote := path.Join(dst, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			if err := cp.c.MkdirAll(remote); err != nil {
+				return fmt.Errorf("remote mkdir %s: %w", remote, err)
+			}
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			j, err := cp.remoteJob(p, remote, fi)
+			if err != nil {
+				return err
+			}
+			jobs = append(jobs, j)
+		default:
+			cp.note("skipping %s: not a regular file", p)
+		}
+		return nil
+	})
+	return jobs, err
+}
+
+// remoteJob decides where an upload goes and where it resumes.
+func (cp *copier) remoteJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
+	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
+	if cp.opt.resume {
+		if pfi, err := cp.c.Stat(j.part); err == nil {
+			j.off = pfi.Size()
+		} else if dfi, err := cp.c.Stat(dst); err == nil && dfi.Mode().IsRegular() {
+			j.part, j.off = dst, dfi.Size()
+		}
+		if j.off > j.size {
+			return j, fmt.Errorf("cannot resume %s: the remote file is larger than the local one", dst)
+		}
+	}
+	return j, nil
+}
+
+// get downloads one file.
+func (cp *copier) get(ctx context.Context, j cpJob) error {
+	flags := os.O_WRONLY | os.O_CREATE
+	if j.off == 0 {
+		flags |= os.O_TRUNC
+	}
+	lf, err := os.OpenFile(j.part, flags, j.mode|0o200)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if _, err := lf.Seek(j.off, io.SeekStart); err != nil {
+		return err
+	}
+	if j.off < j.size {
+		rf, err := cp.c.Open(j.src)
+		if err != nil {
+			return fmt.Errorf("remote %s: %w", j.src, err)
+		}
+		defer rf.Close()
+		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := rf.WriteTo(cp.counting(lf)); err != nil {
+			return fmt.Errorf("download %s: %w", j.src, err)
+		}
+	}
+	if err := lf.Close(); err != nil {
+		return err
+	}
+	fi, err := os.Stat(j.part)
+	if err != nil {
+		return err
+	}
+	if fi.Size() != j.size {
+		return fmt.Errorf("download %s: got %d bytes, want %d (the file changed?)", j.src, fi.Size(), j.size)
+	}
+	if err := cp.verify(ctx, j.part, j.src); err != nil {
+		return err
+	}
+	if j.part != j.dst {
+		return os.Rename(j.part, j.dst)
+	}
+	return nil
+}
+
+// put uploads one file.
+func (cp *copier) put(ctx context.Context, j cpJob) error {
+	lf, err := os.Open(j.src)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	flags := os.O_WRONLY | os.O_CREATE
+	if j.off == 0 {
+		flags |= os.O_TRUNC
+	}
+	rf, err := cp.c.OpenFile(j.part, flags)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", j.part, err)
+	}
+	defer rf.Close()
+	if j.off < j.size {
+		if _, err := lf.Seek(j.off, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := rf.ReadFromWithConcurrency(cp.countingReader(io.LimitReader(lf, j.size-j.off)), 0); err != nil {
+			return fmt.Errorf("upload %s: %w", j.src, err)
+		}
+	}
+	if err := rf.Close(); err != nil {
+		return fmt.Errorf("upload %s: %w", j.src, err)
+	}
+	_ = cp.c.Chmod(j.part, j.mode)
+	if err := cp.verify(ctx, j.src, j.part); err != nil {
+		return err
+	}
+	if j.part != j.dst {
+		if err := cp.c.PosixRename(j.part, j.dst); err != nil {
+			return fmt.Errorf("remote rename into %s: %w", j.dst, err)
+		}
+	}
+	return nil
+}
+
+// verify compares the SHA-256 of a local and a remote file when the node
+// offers check-file.
+func (cp *copier) verify(ctx context.Context, local, remote string) error {
+	if !cp.check {
+		return nil
+	}
+	type res struct {
+		sum []byte
+		err error
+	}
+	lc := make(chan res, 1)
+	go func() {
+		f, err := os.Open(local)
+		if err != nil {
+			lc <- res{nil, err}
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
+		lc <- res{h.Sum(nil), err}
+	}()
+	st, err := cp.conn.OpenStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, rsum, err := alksftp.CheckFile(st, remote, "sha256")
+	l := <-lc
+	if err != nil {
+		return fmt.Errorf("checksum of remote %s: %w", remote, err)
+	}
+	if l.err != nil {
+		return l.err
+	}
+	if !bytes.Equal(l.sum, rsum) {
+		return fmt.Errorf("checksum mismatch: %s has sha256 %s, remote %s has %s", local, hex.EncodeToString(l.sum), remote, hex.EncodeToString(rsum))
+	}
+	return nil
+}
+
+// counting and countingReader advance the progress bar.
+func (cp *copier) counting(w io.Writer) io.Writer {
+	if cp.bar == nil {
+		return writerOnly{w}
+	}
+	return &countWriter{w: w, bar: cp.bar}
+}
+
+func (cp *copier) countingReader(r io.Reader) io.Reader {
+	if cp.bar == nil {
+		return r
+	}
+	return &countReader{r: r, bar: cp.bar}
+}
+
+type countWriter struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	_ = c.bar.Add(n)
+	return n, err
+}
+
+type countReader struct {
+	r   io.Reader
+	bar *progressbar.ProgressBar
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	_ = c.bar.Add(n)
+	return n, err
+}

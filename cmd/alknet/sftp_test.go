@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// sftpEnv is a node serving alknet/sftp with two known clients: rw holds
+// sftp and sftp:write, ro only sftp. outside is a directory next to the
+// served root that nothing may reach.
+type sftpEnv struct {
+	node            *node
+	root            string // served files
+	rw, ro, unknown string // client data directories
+	outside, secret string
+}
+
+func newSFTPEnv(t *testing.T) *sftpEnv {
+	t.Helper()
+	base := t.TempDir()
+	e := &sftpEnv{
+		rw: filepath.Join(base, "rw"), ro: filepath.Join(base, "ro"), unknown: filepath.Join(base, "unknown"),
+		root: filepath.Join(base, "srv", "files"), outside: filepath.Join(base, "outside"),
+	}
+	require.NoError(t, os.MkdirAll(e.outside, 0o755))
+	e.secret = filepath.Join(e.outside, "secret")
+	require.NoError(t, os.WriteFile(e.secret, []byte("secret outside the root\n"), 0o644))
+	fingerprintOf(t, e.unknown)
+	cfg := fmt.Sprintf(`[sftp]
+root = %q
+
+[[peers]]
+id = "rw"
+fingerprints = [%q]
+scopes = ["sftp", "sftp:write"]
+
+[[peers]]
+id = "ro"
+fingerprints = [%q]
+scopes = ["sftp"]
+`, e.root, fingerprintOf(t, e.rw), fingerprintOf(t, e.ro))
+	e.node = startNode(t, filepath.Join(base, "srv"), cfg)
+	return e
+}
+
+// batch runs `alknet sftp ADDR -b -` as client with the commands on
+// stdin (OpenSSH sftp -D through alknet pipe).
+func (e *sftpEnv) batch(t *testing.T, client string, cmds ...string) result {
+	t.Helper()
+	return runCLI(t, strings.NewReader(strings.Join(cmds, "\n")+"\n"), "--data", client, "sftp", e.node.Addr, "-b", "-")
+}
+
+func requireSFTP(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("sftp"); err != nil {
+		t.Skip("OpenSSH sftp client not installed (apt-get install openssh-client)")
+	}
+}
+
+func sha(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	require.NoError(t, err)
+	return [32]byte(h.Sum(nil))
+}
+
+func randomFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	_, err = io.CopyN(f, rand.Reader, size)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+func TestSFTPOpenSSHBatch(t *testing.T) {
+	requireSFTP(t)
+	e := newSFTPEnv(t)
+	local := t.TempDir()
+	big := filepath.Join(local, "big.bin")
+	randomFile(t, big, 64<<20)
+
+	r := e.batch(t, e.rw,
+		"put "+big+" /big.bin",
+		"get /big.bin "+filepath.Join(local, "back.bin"),
+		"mkdir /dir",
+		"rename /big.bin /dir/moved.bin",
+		"symlink moved.bin /dir/link",
+		"chmod 600 /dir/moved.bin",
+		"put "+big+" /gone.bin",
+		"rm /gone.bin",
+		"ls -l /dir",
+	)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, sha(t, big), sha(t, filepath.Join(local, "back.bin")), "get returns what put sent")
+	assert.Equal(t, sha(t, big), sha(t, filepath.Join(e.root, "dir", "moved.bin")), "file on the node")
+	assert.Regexp(t, `(?m)^-rw-------.* 67108864 .* moved\.bin$`, r.stdout)
+	assert.Regexp(t, `(?m)^l.* link$`, r.stdout)
+	tgt, err := os.Readlink(filepath.Join(e.root, "dir", "link"))
+	require.NoError(t, err)
+	assert.Equal(t, "moved.bin", tgt)
+	fi, err := os.Stat(filepath.Join(e.root, "dir", "moved.bin"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	_, err = os.Stat(filepath.Join(e.root, "big.bin"))
+	assert.True(t, os.IsNotExist(err), "renamed away")
+	_, err = os.Stat(filepath.Join(e.root, "gone.bin"))
+	assert.True(t, os.IsNotExist(err), "removed")
+}
+
+func TestSFTPEscapesRefused(t *testing.T) {
+	requireSFTP(t)
+	e := newSFTPEnv(t)
+	local := t.TempDir()
+	require.NoError(t, os.MkdirAll(e.root, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.root, "mine"), []byte("mine"), 0o644))
+	require.NoError(t, os.Symlink(e.secret, filepath.Join(e.root, "evil")))
+	require.NoError(t, os.Symlink(e.outside, filepath.Join(e.root, "evildir")))
+	payload := filepath.Join(local, "payload")
+	require.NoError(t, os.WriteFile(payload, []byte("pwned"), 0o644))
+	rel, err := filepath.Rel(e.root, e.secret)
+	require.NoError(t, err)
+
+	for _, tc := range []struct{ name, cmd string }{
+		{"dotdot", "get ../../etc/passwd " + filepath.Join(local, "passwd")},
+		{"relative to outside", "get " + rel + " " + filepath.Join(local, "s1")},
+		{"absolute outside", "get " + e.secret + " " + filepath.Join(local, "s2")},
+		{"etc passwd", "get /etc/passwd " + filepath.Join(local, "s3")},
+		{"symlink read", "get /evil " + filepath.Join(local, "s4")},
+		{"symlinked dir read", "get /evildir/secret " + filepath.Join(local, "s5")},
+		{"symlink write", "put " + payload + " /evil"},
+		{"symlinked dir write", "put " + payload + " /evildir/new"},
+		{"rename into symlinked dir", "rename /mine /evildir/mine"},
+		{"chmod through symlink", "chmod 777 /evil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.batch(t, e.rw, tc.cmd)
+			assert.NotEqual(t, 0, r.code, "must fail: %s\n%s", tc.cmd, r.stdout)
+			assert.NotContains(t, r.stderr, e.root, "no host paths of the node")
+		})
+	}
+	// "rename out of the root" stays inside it, like a chroot.
+	r := e.batch(t, e.rw, "rename /mine ../../../mine-escaped")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, err = os.Stat(filepath.Join(e.root, "mine-escaped"))
+	assert.NoError(t, err, "the target clamps to the root")
+
+	entries, err := os.ReadDir(local)
+	require.NoError(t, err)
+	for _, en := range entries {
+		assert.Equal(t, "payload", en.Name(), "nothing was downloaded")
+	}
+	b, err := os.ReadFile(e.secret)
+	require.NoError(t, err)
+	assert.Equal(t, "secret outside the root\n", string(b))
+	fi, err := os.Stat(e.secret)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+	outs, _ := os.ReadDir(e.outside)
+	assert.Len(t, outs, 1, "nothing created outside")
+	for _, p := range []string{filepath.Join(filepath.Dir(e.root), "mine-escaped"), filepath.Join(filepath.Dir(filepath.Dir(e.root)), "mine-escaped")} {
+		_, err := os.Stat(p)
+		assert.True(t, os.IsNotExist(err), p)
+	}
+}
+
+func TestSFTPReadOnlyAndUnknownPeers(t *testing.T) {
+	requireSFTP(t)
+	e := newSFTPEnv(t)
+	local := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(e.root, "dir"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.root, "keep"), []byte("keep"), 0o644))
+	payload := filepath.Join(local, "payload")
+	require.NoError(t, os.WriteFile(payload, []byte("new"), 0o644))
+
+	r := e.batch(t, e.ro, "get /keep "+filepath.Join(local, "keep"), "ls /")
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(filepath.Join(local, "keep"))
+	require.NoError(t, err)
+	assert.Equal(t, "keep", string(b), "read-only peer reads")
+
+	for _, cmd := range []string{
+		"put " + payload + " /new", "put " + payload + " /keep", "mkdir /d2", "rename /keep /kept",
+		"rm /keep", "rmdir /dir", "chmod 777 /keep", "symlink keep /l", "ln /keep /hard",
+	} {
+		t.Run(cmd, func(t *testing.T) {
+			r := e.batch(t, e.ro, cmd)
+			assert.NotEqual(t, 0, r.code, "read-only peer must not: %s", cmd)
+			assert.Contains(t, strings.ToLower(r.stderr), "permission denied")
+		})
+	}
+	entries, err := os.ReadDir(e.root)
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	b, _ = os.ReadFile(filepath.Join(e.root, "keep"))
+	assert.Equal(t, "keep", string(b))
+	fi, _ := os.Stat(filepath.Join(e.root, "keep"))
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	// An unknown peer is refused by the gate before any SFTP byte.
+	p := runCLI(t, strings.NewReader(""), "--data", e.unknown, "pipe", "--alpn", "alknet/sftp", e.node.Addr)
+	assert.NotEqual(t, 0, p.code)
+	assert.Contains(t, p.stderr, "peer not authorized for alknet/sftp: ")
+	r = e.batch(t, e.unknown, "ls /")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "peer not authorized for alknet/sftp: ")
+}
+
+func TestSFTPNotInstalled(t *testing.T) {
+	cmd := exec.Command(alknetBin, "--data", t.TempDir(), "sftp", "yyyoryarywdyqnyjbefoadeqbhebnrounoktcfaadrpbs8y7daxo@127.0.0.1:1")
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	require.Error(t, err)
+	assert.Contains(t, stderr.String(), "apt-get install openssh-client")
+}
+
+func TestCpTreeRoundTrip(t *testing.T) {
+	e := newSFTPEnv(t)
+	src := filepath.Join(t.TempDir(), "tree")
+	files := map[string]int64{
+		"a.txt": 12, "empty": 0, "sub/b.bin": 3<<20 + 5, "sub/deeper/c.bin": 70000, "sub/deeper/d": 1,
+	}
+	for name, size := range files {
+		randomFile(t, filepath.Join(src, name), size)
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "emptydir"), 0o755))
+
+	r := runCLI(t, nil, "--data", e.rw, "cp", "-r", src, e.node.Addr+":/")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Empty(t, r.stderr, "quiet when stderr is not a terminal")
+	for name := range files {
+		assert.Equal(t, sha(t, filepath.Join(src, name)), sha(t, filepath.Join(e.root, "tree", name)), name)
+	}
+	_, err := os.Stat(filepath.Join(e.root, "tree", "emptydir"))
+	assert.NoError(t, err)
+
+	back := t.TempDir()
+	r = runCLI(t, nil, "--data", e.rw, "cp", "-r", e.node.Addr+":/tree", back)
+	require.Equal(t, 0, r.code, r.stderr)
+	for name := range files {
+		assert.Equal(t, sha(t, filepath.Join(src, name)), sha(t, filepath.Join(back, "tree", name)), name)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(back, "tree", "*", "*"+partSuffix))
+	assert.Empty(t, leftovers)
+
+	// Without -r a directory is refused; a read-only peer cannot upload.
+	r = runCLI(t, nil, "--data", e.rw, "cp", e.node.Addr+":/tree", back)
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "is a directory (use -r)")
+	r = runCLI(t, nil, "--data", e.ro, "cp", filepath.Join(src, "a.txt"), e.node.Addr+":/ro.txt")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, strings.ToLower(r.stderr), "permission denied")
+	_, err = os.Stat(filepath.Join(e.root, "ro.txt"))
+	assert.True(t, os.IsNotExist(err))
+}
+
+func TestCpResume(t *testing.T) {
+	e := newSFTPEnv(t)
+	remote := filepath.Join(e.root, "big.bin")
+	randomFile(t, remote, 64<<20)
+	want := sha(t, remote)
+	dst := filepath.Join(t.TempDir(), "big.bin")
+	part := dst + partSuffix
+
+	// Interrupt a real download once part of it has arrived.
+	cmd := exec.Command(alknetBin, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	interrupted := false
+wait:
+	for {
+		select {
+		case <-exited:
+			break wait
+		case <-time.After(2 * time.Millisecond):
+			if fi, err := os.Stat(part); err == nil && fi.Size() >= 1<<20 {
+				_ = cmd.Process.Kill()
+				<-exited
+				interrupted = true
+				break wait
+			}
+		}
+	}
+	if !interrupted || fileSize(part) >= 64<<20 {
+		// The transfer won the race: make the partial file by hand.
+		t.Log("download finished before it could be interrupted; truncating instead")
+		_ = os.Remove(dst)
+		b, err := os.ReadFile(remote)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(part, b[:20<<20+123], 0o644))
+	}
+	partSize := fileSize(part)
+	require.Greater(t, partSize, int64(0))
+	t.Logf("resuming at %d bytes", partSize)
+
+	r := runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, want, sha(t, dst), "resumed download is byte-exact")
+	_, err := os.Stat(part)
+	assert.True(t, os.IsNotExist(err), "part renamed into place")
+
+	// Resume continues by size, so a damaged prefix survives it; the
+	// checksum comparison catches that.
+	b, err := os.ReadFile(remote)
+	require.NoError(t, err)
+	bad := append([]byte(nil), b[:1<<20]...)
+	bad[100] ^= 0xff
+	dst2 := filepath.Join(t.TempDir(), "big.bin")
+	require.NoError(t, os.WriteFile(dst2+partSuffix, bad, 0o644))
+	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst2)
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "checksum mismatch")
+	_, err = os.Stat(dst2)
+	assert.True(t, os.IsNotExist(err), "a mismatching file is not renamed into place")
+
+	// Upload resume: a partial remote file is continued.
+	src := filepath.Join(t.TempDir(), "up.bin")
+	require.NoError(t, os.WriteFile(src, b[:5<<20], 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(e.root, "up.bin"+partSuffix), b[:2<<20+7], 0o644))
+	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", src, e.node.Addr+":/up.bin")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, sha(t, src), sha(t, filepath.Join(e.root, "up.bin")))
+	_, err = os.Stat(filepath.Join(e.root, "up.bin"+partSuffix))
+	assert.True(t, os.IsNotExist(err))
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func TestParseCpArg(t *testing.T) {
+	id := "yyyoryarywdyqnyjbefoadeqbhebnrounoktcfaadrpbs8y7daxo"
+	for _, tc := range []struct {
+		in         string
+		remote     bool
+		addr, path string
+		err        string
+	}{
+		{in: "local/file", path: "local/file"},
+		{in: "/abs/fi:le", path: "/abs/fi:le"},
+		{in: "user@example.com:file", path: "user@example.com:file"},
+		{in: id + "@127.0.0.1:4433:/dir/f", remote: true, addr: id + "@127.0.0.1:4433", path: "/dir/f"},
+		{in: id + "@127.0.0.1:4433:rel:with:colons", remote: true, addr: id + "@127.0.0.1:4433", path: "rel:with:colons"},
+		{in: id + "@127.0.0.1:4433:", remote: true, addr: id + "@127.0.0.1:4433", path: "/"},
+		{in: id + "@[::1]:4433:/p", remote: true, addr: id + "@[::1]:4433", path: "/p"},
+		{in: id + "@node.example:4433:/p", remote: true, addr: id + "@node.example:4433", path: "/p"},
+		{in: "alknet://" + id + "@[::1]:4433/x/y", remote: true, addr: id + "@[::1]:4433", path: "/x/y"},
+		{in: id + "@127.0.0.1:4433", err: "missing :/path"},
+		{in: id + "@[::1:4433:/p", err: "unterminated"},
+		{in: id + "@127.0.0.1:44a3:/p", err: "bad port"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseCpArg(tc.in)
+			if tc.err != "" {
+				assert.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.remote, got.remote)
+			assert.Equal(t, tc.addr, got.addr)
+			assert.Equal(t, tc.path, got.path)
+		})
+	}
+}

@@ -1,0 +1,191 @@
+package sftp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// FuzzResolve checks that no client path resolves to a name outside the
+// root, lexically or through the jailed file system: the fixture root
+// holds symlinks to a secret next to it, and reading any resolved name
+// must never return the secret.
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"", "/", ".", "..", "../../etc/passwd", "/../../../x", "a/../../b", "a/./b//c/", "\x00", "evil", "dir/secret", "evildir/secret", "rel/../evildir/secret", "sub/../../outside/secret", "/outside/secret"} {
+		f.Add(s)
+	}
+	base := f.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	secret := []byte("fuzz secret outside the root")
+	require.NoError(f, os.MkdirAll(filepath.Join(root, "sub"), 0o755))
+	require.NoError(f, os.MkdirAll(outside, 0o755))
+	require.NoError(f, os.WriteFile(filepath.Join(outside, "secret"), secret, 0o644))
+	require.NoError(f, os.WriteFile(filepath.Join(root, "sub", "inside"), []byte("inside"), 0o644))
+	require.NoError(f, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "evil")))
+	require.NoError(f, os.Symlink("../outside/secret", filepath.Join(root, "rel")))
+	require.NoError(f, os.Symlink(outside, filepath.Join(root, "evildir")))
+	require.NoError(f, os.Symlink("../../outside", filepath.Join(root, "sub", "up")))
+	require.NoError(f, os.Symlink("inside", filepath.Join(root, "sub", "ok")))
+	jail, err := os.OpenRoot(root)
+	require.NoError(f, err)
+	f.Cleanup(func() { jail.Close() })
+
+	f.Fuzz(func(t *testing.T, p string) {
+		name, err := resolve(p)
+		if err != nil {
+			if !strings.Contains(p, "\x00") {
+				t.Fatalf("resolve(%q) refused a path without NUL: %v", p, err)
+			}
+			return
+		}
+		if name != "." {
+			if !filepath.IsLocal(name) || path.IsAbs(name) || name != path.Clean(name) {
+				t.Fatalf("resolve(%q) = %q: not a clean local name", p, name)
+			}
+			for _, el := range strings.Split(name, "/") {
+				if el == ".." || el == "." || el == "" {
+					t.Fatalf("resolve(%q) = %q has element %q", p, name, el)
+				}
+			}
+		}
+		joined := filepath.Join(root, name)
+		if joined != root && !strings.HasPrefix(joined, root+string(filepath.Separator)) {
+			t.Fatalf("resolve(%q) = %q leaves the root", p, name)
+		}
+		if b, err := jail.ReadFile(name); err == nil && bytes.Equal(b, secret) {
+			t.Fatalf("resolve(%q) = %q reads the secret", p, name)
+		}
+		// clientPath agrees with resolve.
+		if cp := clientPath(p); !strings.HasPrefix(cp, "/") || (name == "." && cp != "/") || (name != "." && cp != "/"+name) {
+			t.Fatalf("clientPath(%q) = %q, resolve = %q", p, cp, name)
+		}
+	})
+}
+
+// FuzzLinkTarget checks that a stored symlink target, read from the link's
+// directory, never names anything above the root.
+func FuzzLinkTarget(f *testing.F) {
+	for _, s := range [][2]string{{"a", "/l"}, {"../x", "/d/l"}, {"../../x", "/d/l"}, {"/etc/passwd", "/d/e/l"}, {"/", "/l"}, {"..", "/l"}, {"a/../../b", "/x/y/l"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, target, link string) {
+		got, err := linkTarget(target, link)
+		if err != nil {
+			return
+		}
+		if path.IsAbs(got) {
+			t.Fatalf("linkTarget(%q, %q) = %q is absolute", target, link, got)
+		}
+		dir := path.Dir(clientPath(link))
+		depth := 0
+		if dir != "/" {
+			depth = strings.Count(dir, "/")
+		}
+		for _, el := range strings.Split(got, "/") {
+			switch el {
+			case "", ".":
+			case "..":
+				depth--
+				if depth < 0 {
+					t.Fatalf("linkTarget(%q, %q) = %q climbs above the root", target, link, got)
+				}
+			default:
+				depth++
+			}
+		}
+		if path.IsAbs(target) && path.Clean(path.Join(dir, got)) != path.Clean(target) {
+			t.Fatalf("linkTarget(%q, %q) = %q does not point at the same place", target, link, got)
+		}
+	})
+}
+
+// FuzzReadPacket checks the framing: a packet is returned only when its
+// declared length fits the limit, and then it is exactly the declared
+// length plus the prefix, consuming nothing more.
+func FuzzReadPacket(f *testing.F) {
+	for _, s := range [][]byte{{0, 0, 0, 5, 1, 0, 0, 0, 3}, {0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 2, 1}, {0, 0, 0x90, 0, 1}} {
+		f.Add(s, int64(64<<10))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, limit int64) {
+		limit = limit%(1<<20) + 8
+		if limit < 8 {
+			limit = -limit + 8
+		}
+		r := bytes.NewReader(in)
+		p, err := readPacket(r, nil, limit)
+		if err != nil {
+			if len(in) >= 4 {
+				n := int64(binary.BigEndian.Uint32(in))
+				if n > 0 && n <= limit-4 && int64(len(in)) >= 4+n {
+					t.Fatalf("refused a well-formed packet: %v", err)
+				}
+			}
+			return
+		}
+		n := int64(binary.BigEndian.Uint32(in))
+		if n == 0 || n > limit-4 || int64(len(p)) != n+4 || !bytes.Equal(p, in[:n+4]) {
+			t.Fatalf("returned %d bytes for declared %d (limit %d)", len(p), n, limit)
+		}
+		if int64(r.Len()) != int64(len(in))-(n+4) {
+			t.Fatal("consumed more than one packet")
+		}
+	})
+}
+
+// FuzzClientReplies checks the client-side decoders never panic and never
+// accept a digest of the wrong size.
+func FuzzClientReplies(f *testing.F) {
+	good := newPacket(fxpExtendedReply, 1)
+	good.str(extCheckFile)
+	good.str("sha256")
+	good.raw(make([]byte, 32))
+	f.Add(good.bytes())
+	v := &encoder{b: make([]byte, 4)}
+	v.u8(fxpVersion)
+	v.u32(3)
+	v.str("check-file")
+	v.str("sha256")
+	f.Add(v.bytes())
+	f.Add(statusPacket(1, fxNoSuchFile, "no such file"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if alg, sum, err := parseCheckFileReply(p, 1); err == nil {
+			h := newHash(alg)
+			if h == nil || len(sum) != h.Size() {
+				t.Fatalf("accepted digest %x for %q", sum, alg)
+			}
+		}
+		_, _ = parseVersion(p)
+		_, _ = parseLimitsReply(p, 1)
+	})
+}
+
+// TestReadPacketLimits covers the edges FuzzReadPacket checks.
+func TestReadPacketLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, io.EOF},
+		{"zero length", []byte{0, 0, 0, 0}, ErrBadPacket},
+		{"too large", []byte{0, 0, 0x10, 0}, ErrPacketTooLarge},
+		{"truncated", []byte{0, 0, 0, 5, 1}, io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readPacket(bytes.NewReader(tc.in), nil, 4096)
+			require.True(t, errors.Is(err, tc.want), "got %v", err)
+		})
+	}
+	p, err := readPacket(bytes.NewReader([]byte{0, 0, 0, 2, 9, 9, 7}), nil, 4096)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0, 0, 0, 2, 9, 9}, p)
+}
