@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -381,7 +382,9 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 
 // Reauthorize re-resolves the identity of every live accepted connection and
 // closes, with CodeRevoked, those whose peer no longer passes its ALPN's
-// AccessControl (removed, disabled, or lost a scope). Peer stores call it
+// AccessControl, and those whose known identity was removed, disabled or
+// changed (a handler holds the identity resolved at accept, so a changed
+// peer must reconnect to be seen with its new scopes). Peer stores call it
 // after each reload so that revocation reaches open connections.
 func (e *Endpoint) Reauthorize() int {
 	e.mu.Lock()
@@ -392,9 +395,13 @@ func (e *Endpoint) Reauthorize() int {
 		if !ok {
 			continue
 		}
-		if err := rt.acl.Check(e.resolve(c.remoteID.Fingerprint())); err != nil {
+		now := e.resolve(c.remoteID.Fingerprint())
+		if err := rt.acl.Check(now); err != nil {
 			revoke = append(revoke, c)
 			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
+		} else if c.ident != nil && !sameIdentity(c.ident, now) {
+			revoke = append(revoke, c)
+			reasons = append(reasons, "peer access changed; reconnect")
 		}
 	}
 	e.mu.Unlock()
@@ -403,6 +410,23 @@ func (e *Endpoint) Reauthorize() int {
 		_ = c.Close(CodeRevoked, reasons[i])
 	}
 	return len(revoke)
+}
+
+// sameIdentity reports whether two identities grant the same access.
+func sameIdentity(a, b *Identity) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.ID != b.ID || !slices.Equal(a.Scopes, b.Scopes) || len(a.Resources) != len(b.Resources) {
+		return false
+	}
+	for k, v := range a.Resources {
+		w, ok := b.Resources[k]
+		if !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // ConnCount returns the number of live accepted connections.

@@ -297,6 +297,34 @@ func TestReauthorizeClosesRevokedPeer(t *testing.T) {
 	assert.Equal(t, "peer not authorized for alknet/ping: authentication required", ce.Reason)
 }
 
+func TestReauthorizeClosesChangedIdentityOnOpenALPN(t *testing.T) {
+	ck := coretest.Key(t)
+	prov := &swappable{}
+	entry := core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"msg:fetch"}, Enabled: true}
+	prov.p.Store(core.NewPeerIndex([]core.PeerEntry{entry}))
+	srv := coretest.StartEndpoint(t, core.Config{Identities: prov}, coretest.Route{Handler: core.Ping{}})
+	cli := coretest.ClientEndpoint(t, ck)
+	c, err := cli.Dial(ctxT(t), srv.Addr(), core.PingALPN)
+	require.NoError(t, err)
+	_, err = roundTrip(t, c, []byte("hi"))
+	require.NoError(t, err)
+	// An anonymous caller on the same open ALPN is not affected.
+	anon, err := coretest.ClientEndpoint(t, core.SecretKey{}).Dial(ctxT(t), srv.Addr(), core.PingALPN)
+	require.NoError(t, err)
+	_, err = roundTrip(t, anon, []byte("hi"))
+	require.NoError(t, err)
+
+	prov.p.Store(core.NewPeerIndex(nil)) // the peer is removed
+	assert.Equal(t, 1, srv.Reauthorize())
+	_, err = roundTrip(t, c, []byte("x"))
+	ce, ok := core.AsCloseError(err)
+	require.True(t, ok, "got %v", err)
+	assert.Equal(t, core.CodeRevoked, ce.Code)
+	got, err := roundTrip(t, anon, []byte("still"))
+	require.NoError(t, err)
+	assert.Equal(t, "still", string(got))
+}
+
 func TestPingLargeTransfer(t *testing.T) {
 	p := coretest.NewPair(t, nil, coretest.Route{Handler: core.Ping{}})
 	c := p.Dial(t, core.PingALPN)
