@@ -32,6 +32,7 @@ type Peer struct {
 	seq   atomic.Uint64
 
 	closeOnce sync.Once
+	drains    sync.WaitGroup // background reads of answered streams' ends
 	serveDone chan struct{} // closed when the background Serve of Dial returns; nil otherwise
 }
 
@@ -82,6 +83,7 @@ func (p *Peer) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		err = p.conn.Close(core.CodeOK, "")
+		p.drains.Wait()
 		if p.serveDone != nil {
 			<-p.serveDone
 		}
@@ -91,24 +93,19 @@ func (p *Peer) Close() error {
 
 // Call runs the remote operation op ("ns/op"; a leading slash is allowed)
 // with input in and decodes its output into out (nil discards it). It
-// returns once the callee has ended the call. A subscription fails with
-// INVALID_OPERATION_TYPE at its second item. Cancelling ctx sends call.aborted and returns ctx's error. A call.error
+// returns at the first call.responded; called on a subscription, it returns
+// the first item and cancels the rest. Cancelling ctx sends call.aborted and returns ctx's error. A call.error
 // is returned as *Error.
 func (p *Peer) Call(ctx context.Context, op string, in, out any) error {
 	var got json.RawMessage
-	n := 0
 	err := p.run(ctx, op, in, nil, func(raw json.RawMessage) error {
-		n++
-		if n > 1 {
-			return NewError(CodeInvalidOperationType, "%s answers more than once (a subscription); use Subscribe", strings.TrimPrefix(op, "/"))
-		}
 		got = raw
-		return nil
+		return errDone
 	})
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if got == nil {
 		return ErrNoResponse
 	}
 	if out == nil {
@@ -174,6 +171,9 @@ func (p *Peer) Schema(ctx context.Context, op string) (Spec, error) {
 // errStop ends a run early without an error.
 var errStop = errors.New("stop")
 
+// errDone ends a run after its answer without aborting.
+var errDone = errors.New("done")
+
 // run performs one call on a new stream and hands every output to each;
 // each returning errStop ends the call (aborting it unless it is over).
 func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, each func(json.RawMessage) error) error {
@@ -199,7 +199,7 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		}
 		return err
 	}
-	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize}
+	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize, drain: &p.drains}
 	if _, err := s.Write(frame); err != nil {
 		_ = s.Close()
 		return err
@@ -228,7 +228,7 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 			}
 			return err
 		}
-		env, err := decodeEnvelope(body)
+		env, err := decodeWire(body)
 		if err != nil {
 			return err
 		}
@@ -237,16 +237,17 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		}
 		switch env.Type {
 		case TypeResponded:
-			var r Response
-			if err := json.Unmarshal(env.Payload, &r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadEnvelope, err)
-			}
-			if len(r.Output) == 0 {
-				r.Output = json.RawMessage("null")
+			out := env.Payload.Output
+			if len(out) == 0 {
+				out = json.RawMessage("null")
 			}
 			cc.responded = true
-			if err := each(r.Output); err != nil {
+			if err := each(out); err != nil {
 				if err == errStop {
+					return nil
+				}
+				if err == errDone {
+					cc.over = true
 					return nil
 				}
 				return err
@@ -266,12 +267,11 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 
 // decodeError turns a call.error payload into *Error, mapping codes this
 // side does not know to INTERNAL.
-func (p *Peer) decodeError(payload json.RawMessage) *Error {
-	var e Error
-	if err := json.Unmarshal(payload, &e); err != nil || e.Code == "" {
+func (p *Peer) decodeError(w wirePayload) *Error {
+	if w.Code == "" {
 		return NewError(CodeInternal, "malformed call.error")
 	}
-	e.RemoteCode = e.Code
+	e := Error{Code: w.Code, Message: w.Message, Retryable: w.Retryable, Details: w.Details, RemoteCode: w.Code}
 	if !p.known[e.Code] {
 		e.Code = CodeInternal
 	}
@@ -287,6 +287,7 @@ type clientCall struct {
 	closed    bool
 	responded bool // an output arrived
 	over      bool // the callee ended the call (completed, error, end of stream)
+	drain     *sync.WaitGroup
 }
 
 // abort sends call.aborted and unblocks the reader.
@@ -316,9 +317,18 @@ func (c *clientCall) close() {
 	if c.closed {
 		return
 	}
+	c.closed = true
 	if !c.over {
 		c.sendAbortLocked()
+		_ = c.s.Close()
+		return
 	}
-	c.closed = true
-	_ = c.s.Close()
+	// The callee has answered: end our side and read its end of stream in
+	// the background, so the stream closes without STOP_SENDING/RESET.
+	_ = c.s.CloseWrite()
+	_ = c.s.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.drain.Go(func() {
+		_, _ = io.Copy(io.Discard, c.s)
+		_ = c.s.Close()
+	})
 }

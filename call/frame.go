@@ -137,6 +137,14 @@ func encodeFrame(typ, id string, payload any, limit int64) ([]byte, error) {
 		buf.WriteString(`{}`)
 	case json.RawMessage:
 		buf.Write(p)
+	case Response: // output is already valid JSON (marshalJSON or a decoded frame)
+		buf.WriteString(`{"output":`)
+		if len(p.Output) == 0 {
+			buf.WriteString("null")
+		} else {
+			buf.Write(p.Output)
+		}
+		buf.WriteByte('}')
 	default:
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -159,14 +167,34 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 	buf.Write(b)
 }
 
-// decodeEnvelope parses a frame body.
-func decodeEnvelope(body []byte) (Envelope, error) {
-	var env Envelope
+// wireEnvelope decodes an envelope and its payload in one pass: the payload
+// fields of every type side by side.
+type wireEnvelope struct {
+	Type    string      `json:"type"`
+	ID      string      `json:"id"`
+	Payload wirePayload `json:"payload"`
+}
+
+type wirePayload struct {
+	OperationID  string          `json:"operationId"`
+	Input        json.RawMessage `json:"input"`
+	AuthToken    string          `json:"auth_token"`
+	ForwardedFor *ForwardedFor   `json:"forwarded_for"`
+	Output       json.RawMessage `json:"output"`
+	Code         string          `json:"code"`
+	Message      string          `json:"message"`
+	Retryable    bool            `json:"retryable"`
+	Details      json.RawMessage `json:"details"`
+}
+
+// decodeWire parses a frame body whose payload must be an object.
+func decodeWire(body []byte) (wireEnvelope, error) {
+	var env wireEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
+		return wireEnvelope{}, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
 	}
 	if env.Type == "" {
-		return Envelope{}, fmt.Errorf("%w: missing type", ErrBadEnvelope)
+		return wireEnvelope{}, fmt.Errorf("%w: missing type", ErrBadEnvelope)
 	}
 	return env, nil
 }

@@ -4,8 +4,16 @@ go 1.26.8
 
 require (
 	github.com/alkdev/alknet/core v0.0.0
-	github.com/google/jsonschema-go v0.4.3 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/google/jsonschema-go v0.4.3
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	github.com/quic-go/quic-go v0.65.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace github.com/alkdev/alknet/core => ../core

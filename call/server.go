@@ -152,7 +152,7 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 		return
 	}
 	_ = s.SetReadDeadline(time.Time{})
-	env, err := decodeEnvelope(body)
+	env, err := decodeWire(body)
 	if err != nil {
 		resp.fail(NewError(CodeInvalidInput, "malformed envelope"))
 		return
@@ -166,11 +166,7 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 		resp.fail(NewError(CodeInvalidOperationType, "expected %s, got %q", TypeRequested, clip(env.Type)))
 		return
 	}
-	var req Request
-	if err := json.Unmarshal(env.Payload, &req); err != nil {
-		resp.fail(NewError(CodeInvalidInput, "malformed %s payload", TypeRequested))
-		return
-	}
+	req := env.Payload
 	name := strings.TrimPrefix(req.OperationID, "/")
 	log := p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
 	e, ok := p.reg.lookup(name)
@@ -219,7 +215,7 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 				cancel(errCallerGone)
 				return
 			}
-			if env2, err := decodeEnvelope(body); err == nil && env2.Type == TypeAborted && env2.ID == env.ID {
+			if env2, err := decodeWire(body); err == nil && env2.Type == TypeAborted && env2.ID == env.ID {
 				cancel(errAborted)
 				return
 			}
@@ -310,6 +306,9 @@ func marshalJSON(v any) (json.RawMessage, error) {
 	if raw, ok := v.(json.RawMessage); ok {
 		if len(raw) == 0 {
 			return json.RawMessage("null"), nil
+		}
+		if !json.Valid(raw) {
+			return nil, errors.New("json.RawMessage holds invalid JSON")
 		}
 		return raw, nil
 	}

@@ -33,10 +33,12 @@ type Server struct {
 	root string // absolute
 	log  *slog.Logger
 
-	mu   sync.Mutex // guards homes creation
-	wg   sync.WaitGroup
-	done chan struct{}
-	once sync.Once
+	mu sync.Mutex // guards homes creation
+
+	stateMu sync.Mutex // guards closed and wg.Add
+	closed  bool
+	wg      sync.WaitGroup
+	done    chan struct{}
 }
 
 // New returns a server over cfg.Root, creating the directory (0700) when
@@ -111,13 +113,14 @@ func (s *Server) ServeSession(ctx context.Context, rw io.ReadWriteCloser, id *co
 		_ = rw.Close()
 		return ErrUnauthenticated
 	}
-	select {
-	case <-s.done:
+	s.stateMu.Lock()
+	if s.closed {
+		s.stateMu.Unlock()
 		_ = rw.Close()
 		return core.ErrClosed
-	default:
 	}
 	s.wg.Add(1)
+	s.stateMu.Unlock()
 	defer s.wg.Done()
 	root, err := s.openHome(id)
 	if err != nil {
@@ -129,9 +132,15 @@ func (s *Server) ServeSession(ctx context.Context, rw io.ReadWriteCloser, id *co
 	return sess.serve(ctx)
 }
 
-// Close ends every session and waits for them.
+// Close ends every session and waits for them. Later sessions are refused
+// with core.ErrClosed.
 func (s *Server) Close() error {
-	s.once.Do(func() { close(s.done) })
+	s.stateMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.stateMu.Unlock()
 	s.wg.Wait()
 	return nil
 }

@@ -568,3 +568,36 @@ func TestALPN(t *testing.T) {
 	}
 	assert.True(t, refused.Load(), "peer without scope sftp must be refused: %v", err)
 }
+
+// TestServeConnRefusesWithoutScope checks the handler's own check, for a
+// gate configured too loosely.
+func TestServeConnRefusesWithoutScope(t *testing.T) {
+	f := newFixture(t, Config{})
+	for _, id := range []*core.Identity{nil, {ID: "x", Scopes: []string{"ssh"}}} {
+		a, b := coretest.Pipe(ALPN, coretest.Side{Identity: id}, coretest.Side{})
+		require.NoError(t, f.srv.ServeConn(t.Context(), b))
+		_, err := a.AcceptStream(t.Context())
+		ce, ok := core.AsCloseError(err)
+		require.True(t, ok, "%v", err)
+		assert.Equal(t, core.CodeForbidden, ce.Code)
+		assert.Equal(t, "peer not authorized for alknet/sftp: missing scope sftp", ce.Reason)
+	}
+}
+
+// TestServerClose ends running sessions.
+func TestServerClose(t *testing.T) {
+	f := newFixture(t, Config{})
+	_, done := f.session(t, reader)
+	require.NoError(t, f.srv.Close())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the session")
+	}
+	a, b := coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{})
+	defer a.Close(0, "")
+	_, _ = a.OpenStream(t.Context())
+	st, err := b.AcceptStream(t.Context())
+	require.NoError(t, err)
+	assert.ErrorIs(t, f.srv.ServeSession(t.Context(), st, reader), core.ErrClosed)
+}

@@ -42,8 +42,13 @@ type session struct {
 	pending map[uint32]string
 	handles map[string]string
 
-	ext sync.WaitGroup
+	ext    sync.WaitGroup
+	extSem chan struct{} // bounds extension requests in flight
 }
+
+// maxExtInFlight bounds the extension requests (hashing, fsync) one
+// session runs at once; further ones wait, and so does reading.
+const maxExtInFlight = 4
 
 func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCloser) *session {
 	s := &session{
@@ -52,6 +57,7 @@ func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCl
 		log:      srv.log.With("peer", id.ID),
 		pending:  map[uint32]string{},
 		handles:  map[string]string{},
+		extSem:   make(chan struct{}, maxExtInFlight),
 	}
 	s.touch()
 	return s
@@ -66,11 +72,13 @@ func (s *session) serve(ctx context.Context) error {
 	defer s.closeRW()
 	stop := context.AfterFunc(ctx, s.closeRW)
 	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
 		select {
 		case <-s.srv.done:
 			s.closeRW()
-		case <-ctx.Done():
+		case <-finished:
 		}
 	}()
 	if d := s.srv.cfg.IdleTimeout; d > 0 {
@@ -171,9 +179,11 @@ func (s *session) readLoop(pw *io.PipeWriter) error {
 			if d.err == nil {
 				if h := s.extension(name); h != nil {
 					args := append([]byte(nil), d.b...)
+					s.extSem <- struct{}{}
 					s.ext.Add(1)
 					go func() {
 						defer s.ext.Done()
+						defer func() { <-s.extSem }()
 						if err := s.writePacket(h(s, id, args)); err != nil {
 							s.closeRW()
 						}

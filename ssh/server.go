@@ -23,6 +23,14 @@ import (
 // of PublicKeyCallback, in the Permissions of the successful attempt.
 const extFingerprint = "alknet-fingerprint"
 
+// defaultCiphers leaves out chacha20-poly1305 (see Config.Ciphers).
+func defaultCiphers() []string {
+	return []string{
+		gossh.CipherAES128GCM, gossh.CipherAES256GCM,
+		gossh.CipherAES128CTR, gossh.CipherAES192CTR, gossh.CipherAES256CTR,
+	}
+}
+
 // Server is the SSH-over-QUIC protocol handler.
 type Server struct {
 	cfg    Config
@@ -51,6 +59,10 @@ func New(cfg Config) (*Server, error) {
 		PublicKeyAuthAlgorithms: []string{gossh.KeyAlgoED25519},
 		ServerVersion:           "SSH-2.0-alknet",
 		AuthLogCallback:         s.logAuth,
+	}
+	s.sshcfg.Ciphers = cfg.Ciphers
+	if len(s.sshcfg.Ciphers) == 0 {
+		s.sshcfg.Ciphers = defaultCiphers()
 	}
 	s.sshcfg.AddHostKey(signer)
 	s.user, s.home, s.shell = currentUser()

@@ -24,7 +24,7 @@ var allScopes = []string{"ssh", "ssh:shell", "ssh:exec", "ssh:forward", "ssh:lis
 
 // fixture is a serving endpoint with the SSH handler and a set of peers.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *core.Endpoint
 	peers map[string]core.SecretKey
 }
@@ -32,6 +32,10 @@ type fixture struct {
 // newFixture serves cfg (HostKey and Identities are filled in) to peers,
 // each a name -> scopes; the QUIC gate requires scope ssh like the binary.
 func newFixture(t *testing.T, cfg alkssh.Config, peers map[string][]string) *fixture {
+	return newFixtureTB(t, cfg, peers)
+}
+
+func newFixtureTB(t testing.TB, cfg alkssh.Config, peers map[string][]string) *fixture {
 	t.Helper()
 	f := &fixture{t: t, peers: map[string]core.SecretKey{}}
 	var entries []core.PeerEntry

@@ -276,7 +276,7 @@ func TestCpTreeRoundTrip(t *testing.T) {
 func TestCpResume(t *testing.T) {
 	e := newSFTPEnv(t)
 	remote := filepath.Join(e.root, "big.bin")
-	randomFile(t, remote, 64<<20)
+	randomFile(t, remote, 32<<20)
 	want := sha(t, remote)
 	dst := filepath.Join(t.TempDir(), "big.bin")
 	part := dst + partSuffix
@@ -301,13 +301,13 @@ wait:
 			}
 		}
 	}
-	if !interrupted || fileSize(part) >= 64<<20 {
+	if !interrupted || fileSize(part) >= 32<<20 {
 		// The transfer won the race: make the partial file by hand.
 		t.Log("download finished before it could be interrupted; truncating instead")
 		_ = os.Remove(dst)
 		b, err := os.ReadFile(remote)
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(part, b[:20<<20+123], 0o644))
+		require.NoError(t, os.WriteFile(part, b[:10<<20+123], 0o644))
 	}
 	partSize := fileSize(part)
 	require.Greater(t, partSize, int64(0))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -55,8 +56,9 @@ type PeerStore struct {
 
 	ix atomic.Pointer[core.PeerIndex]
 
-	reloadMu  sync.Mutex // serializes reloads so a newer index is never replaced by an older one
-	gen       int64      // newest notification id reflected by ix; -1 before the first load
+	reloadMu  sync.Mutex                // serializes reloads so a newer index is never replaced by an older one
+	gen       int64                     // newest notification id reflected by ix; -1 before the first load
+	rows      map[string]core.PeerEntry // the database peers as last loaded
 	conflicts error
 
 	hookMu sync.Mutex
@@ -202,46 +204,39 @@ func (s *PeerStore) Conflicts() error {
 
 // Reload rebuilds the index from the database now. It is called
 // automatically; call it to be sure an index reflects a write made
-// elsewhere.
+// elsewhere. Only the peers named by the notifications since the last load
+// are read again, unless some of those notifications were already pruned;
+// then every row is.
 func (s *PeerStore) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
-	var peers []Peer
-	var gen int64
-	err := s.db.Read(ctx, func(tx *sql.Tx) error {
-		var g sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT max(id) FROM notifications`).Scan(&g); err != nil {
-			return err
-		}
-		gen = g.Int64
-		if gen == s.gen {
-			return nil // nothing changed since the last load
-		}
-		var err error
-		peers, err = queryPeers(ctx, tx, "", true, s.log)
-		return err
-	})
+	changed, err := s.load(ctx)
 	if err != nil {
 		s.reloadMu.Unlock()
 		return fmt.Errorf("reload peers: %w", err)
 	}
-	if gen == s.gen {
+	if !changed {
 		s.reloadMu.Unlock()
 		return nil
 	}
 	entries := slices.Clone(s.static)
 	var conflicts []string
-	for _, p := range peers {
-		if reason := s.staticConflict(p.PeerEntry); reason != "" {
+	for _, id := range slices.Sorted(maps.Keys(s.rows)) {
+		e := s.rows[id]
+		if reason := s.staticConflict(e); reason != "" {
 			conflicts = append(conflicts, reason)
 			continue
 		}
-		entries = append(entries, p.PeerEntry)
+		entries = append(entries, e)
 	}
-	s.ix.Store(core.NewPeerIndex(entries))
-	s.gen = gen
+	first := s.ix.Swap(core.NewPeerIndex(entries)) == nil
+	old := s.conflicts
 	s.conflicts = nil
 	if len(conflicts) > 0 {
 		s.conflicts = fmt.Errorf("%w: %s", ErrConflict, strings.Join(conflicts, "; "))
+	}
+	// The first load's conflicts are the caller's to report (Conflicts);
+	// later ones appear while serving and are logged once.
+	if !first && s.conflicts != nil && (old == nil || old.Error() != s.conflicts.Error()) {
 		s.log.Warn("database peers ignored", "err", s.conflicts)
 	}
 	s.reloadMu.Unlock()
@@ -256,6 +251,94 @@ func (s *PeerStore) Reload(ctx context.Context) error {
 		f()
 	}
 	return nil
+}
+
+// maxIncremental is the most changed peers a reload reads one by one;
+// beyond it, it reads the whole table.
+const maxIncremental = 512
+
+// load brings s.rows up to date with the database and reports whether any
+// peer changed. s.reloadMu is held.
+func (s *PeerStore) load(ctx context.Context) (changed bool, err error) {
+	var gen int64
+	err = s.db.Read(ctx, func(tx *sql.Tx) error {
+		var lo, hi sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(id), max(id) FROM notifications`).Scan(&lo, &hi); err != nil {
+			return err
+		}
+		gen = hi.Int64
+		if gen == s.gen {
+			return nil // nothing committed since the last load
+		}
+		// Incremental when every notification after the last load is
+		// still there (pruning deletes the oldest first).
+		ids, ok := []string(nil), s.rows != nil && s.gen >= 0 && lo.Valid && lo.Int64 <= s.gen+1
+		if ok {
+			var err error
+			if ids, ok, err = changedPeers(ctx, tx, s.gen); err != nil {
+				return err
+			}
+		}
+		if ok {
+			for _, id := range ids {
+				p, err := queryPeers(ctx, tx, id, true, s.log)
+				if err != nil {
+					return err
+				}
+				if len(p) == 1 {
+					s.rows[id] = p[0].PeerEntry
+				} else {
+					delete(s.rows, id)
+				}
+			}
+			changed = len(ids) > 0
+			return nil
+		}
+		all, err := queryPeers(ctx, tx, "", true, s.log)
+		if err != nil {
+			return err
+		}
+		s.rows = make(map[string]core.PeerEntry, len(all))
+		for _, p := range all {
+			s.rows[p.PeerID] = p.PeerEntry
+		}
+		changed = true
+		return nil
+	})
+	if err != nil {
+		s.gen = -1 // s.rows may be half updated: read everything next time
+		return false, err
+	}
+	s.gen = gen
+	return changed, nil
+}
+
+// changedPeers returns the peer ids named by peers notifications after id
+// after; ok is false when they cannot be trusted to be complete (an empty
+// payload, or too many to read one by one).
+func changedPeers(ctx context.Context, tx *sql.Tx, after int64) (ids []string, ok bool, err error) {
+	rows, err := tx.QueryContext(ctx, `SELECT payload FROM notifications WHERE channel = ? AND id > ? ORDER BY id LIMIT ?`,
+		PeersChannel, after, maxIncremental+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	ok = true
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, false, err
+		}
+		if id == "" || len(seen) >= maxIncremental {
+			ok = false
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, ok, rows.Err()
 }
 
 // staticConflict says why a database entry clashes with a static peer, or

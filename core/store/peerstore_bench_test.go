@@ -79,11 +79,13 @@ func BenchmarkIdentityByToken(b *testing.B) {
 	}
 }
 
-// BenchmarkReloadLatency measures, for each write, the time from its
-// commit (in another process, or on another connection of this process) to
-// the new peer being visible in this process's index, over a table of
-// `peers` existing peers. It reports the median and p99 in milliseconds;
-// ns/op is the whole round (commit, reload, reply).
+// BenchmarkReloadLatency measures, for each write of a new peer in another
+// process (or on another connection of this process), the time from the
+// start of the write (PutPeer: validation, transaction, commit) to the peer
+// being visible in this process's index, over a table of `peers` existing
+// peers. This bounds commit-to-visible from above. It reports the median
+// and p99 in milliseconds; ns/op is the whole round, including the writer's
+// own reload.
 func BenchmarkReloadLatency(b *testing.B) {
 	for _, size := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("process/peers=%d", size), func(b *testing.B) { benchReload(b, size, true) })
@@ -105,7 +107,7 @@ func benchReload(b *testing.B, size int, process bool) {
 		}
 	})
 
-	// add commits one peer elsewhere and returns its commit time.
+	// add commits one peer elsewhere and returns when the write started.
 	var add func(id, fp string) time.Time
 	if process {
 		_, stdin, out := psChild(b, "serve", path)
@@ -113,8 +115,9 @@ func benchReload(b *testing.B, size int, process bool) {
 	} else {
 		_, other := psOpen(b, path)
 		add = func(id, fp string) time.Time {
+			start := time.Now()
 			require.NoError(b, other.PutPeer(b.Context(), core.PeerEntry{PeerID: id, Fingerprints: []string{fp}, Scopes: []string{"ssh"}, Enabled: true}))
-			return time.Now()
+			return start
 		}
 	}
 	var lat []time.Duration
@@ -124,10 +127,10 @@ func benchReload(b *testing.B, size int, process bool) {
 		require.NoError(b, err)
 		fp := k.NodeID().Fingerprint()
 		want.Store(&fp)
-		committed := add(fmt.Sprintf("new-%d", i), fp)
+		started := add(fmt.Sprintf("new-%d", i), fp)
 		select {
 		case seen := <-visible:
-			lat = append(lat, max(seen.Sub(committed), 0))
+			lat = append(lat, seen.Sub(started))
 		case <-time.After(30 * time.Second):
 			b.Fatal("write never became visible")
 		}

@@ -52,7 +52,8 @@ func psChild(t testing.TB, mode, path string) (*exec.Cmd, io.WriteCloser, *bufio
 //   - "loop PREFIX": add peers PREFIX0, PREFIX1, ... forever, printing each
 //     id once its transaction committed.
 //   - "serve": read commands from stdin, one per line, and answer each
-//     with "ok <unix nanoseconds after commit>" or "err <message>":
+//     once committed with "ok <unix nanoseconds when the write started>" or
+//     "err <message>":
 //     "add ID FINGERPRINT SCOPE", "rm ID", "disable ID".
 func TestPeerStoreChildProcess(t *testing.T) {
 	mode := os.Getenv(psChildMode)
@@ -90,6 +91,7 @@ func TestPeerStoreChildProcess(t *testing.T) {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
+			start := time.Now()
 			var err error
 			switch {
 			case len(f) == 4 && f[0] == "add":
@@ -104,7 +106,7 @@ func TestPeerStoreChildProcess(t *testing.T) {
 			if err != nil {
 				fmt.Println("err", err)
 			} else {
-				fmt.Println("ok", time.Now().UnixNano())
+				fmt.Println("ok", start.UnixNano())
 			}
 		}
 		_ = ps.Close()
@@ -113,8 +115,8 @@ func TestPeerStoreChildProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// psCommand sends one command to a "serve" child and returns the commit
-// time it reports.
+// psCommand sends one command to a "serve" child, waits until it is
+// committed and returns the time the child started the write.
 func psCommand(t testing.TB, stdin io.Writer, out *bufio.Scanner, cmd string) time.Time {
 	t.Helper()
 	_, err := fmt.Fprintln(stdin, cmd)
@@ -155,9 +157,9 @@ func TestPeerStoreLiveAcrossProcesses(t *testing.T) {
 	requireRefused(t, cli, srv, "authentication required")
 
 	// Added by the other process: visible within 1 s, no restart.
-	committed := psCommand(t, stdin, out, "add laptop "+fp+" echo")
+	started := psCommand(t, stdin, out, "add laptop "+fp+" echo")
 	psWaitWithin(t, reloaded, time.Second, func() bool { _, ok := ps.IdentityByFingerprint(fp); return ok })
-	t.Logf("peer add visible %v after the other process committed", time.Since(committed))
+	t.Logf("peer add visible %v after the other process started the write", time.Since(started))
 	conn, err := cli.Dial(psCtx(t), srv.Addr(), core.PingALPN)
 	require.NoError(t, err)
 	got, err := psRoundTrip(t, conn, "hello")

@@ -424,3 +424,63 @@ func TestPeerStoreCloseStops(t *testing.T) {
 	_, err := store.NewPeerStore(db, store.PeerStoreConfig{})
 	require.ErrorIs(t, err, store.ErrClosed)
 }
+
+// TestPeerStoreReloadAfterPruning: a store that fell behind by more
+// notifications than are kept reads the whole table; one that did not reads
+// only the changed peers. Both must end with the database's content.
+func TestPeerStoreReloadAfterPruning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alknet.db")
+	wdb, err := store.New(store.Config{Path: path, KeepNotifications: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = wdb.Close() })
+	writer, err := store.NewPeerStore(wdb, store.PeerStoreConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = writer.Close() })
+	_, reader := psOpen(t, path)
+	require.NoError(t, reader.Close()) // stop following: only Reload updates it now
+	ctx := psCtx(t)
+
+	check := func() {
+		t.Helper()
+		require.NoError(t, reader.Reload(ctx))
+		want, err := writer.ListPeers(ctx)
+		require.NoError(t, err)
+		for _, p := range want {
+			id, ok := reader.IdentityByFingerprint(p.Fingerprints[0])
+			if assert.Equal(t, p.Enabled, ok, p.PeerID) && ok {
+				assert.Equal(t, p.PeerID, id.ID)
+				assert.Equal(t, p.Scopes, id.Scopes)
+			}
+		}
+		assert.Equal(t, countEnabled(want), reader.Index().Len())
+	}
+	// Few changes: incremental.
+	a, b := psEntry(t, "a", "ssh"), psEntry(t, "b")
+	require.NoError(t, writer.PutPeers(ctx, []core.PeerEntry{a, b}))
+	check()
+	require.NoError(t, writer.UpdatePeer(ctx, "a", func(e *core.PeerEntry) error { e.Scopes = []string{"git"}; return nil }))
+	require.NoError(t, writer.RemovePeer(ctx, "b"))
+	check()
+	_, ok := reader.IdentityByFingerprint(b.Fingerprints[0])
+	assert.False(t, ok)
+
+	// More changes than notifications kept: full reload.
+	for i := range 10 {
+		require.NoError(t, writer.PutPeer(ctx, psEntry(t, fmt.Sprintf("n%d", i), "sftp")))
+	}
+	require.NoError(t, writer.SetEnabled(ctx, "n3", false))
+	require.NoError(t, writer.RemovePeer(ctx, "a"))
+	check()
+	_, ok = reader.IdentityByFingerprint(a.Fingerprints[0])
+	assert.False(t, ok)
+}
+
+func countEnabled(ps []store.Peer) int {
+	n := 0
+	for _, p := range ps {
+		if p.Enabled {
+			n++
+		}
+	}
+	return n
+}
