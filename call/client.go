@@ -32,8 +32,10 @@ type Peer struct {
 	seq   atomic.Uint64
 
 	closeOnce sync.Once
+	mu        sync.Mutex
+	closing   bool
 	drains    sync.WaitGroup // background reads of answered streams' ends
-	serveDone chan struct{} // closed when the background Serve of Dial returns; nil otherwise
+	serveDone chan struct{}  // closed when the background Serve of Dial returns; nil otherwise
 }
 
 func newPeer(conn core.Conn, cfg Config) *Peer {
@@ -82,6 +84,9 @@ func (p *Peer) Done() <-chan struct{} { return p.conn.Context().Done() }
 func (p *Peer) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
 		err = p.conn.Close(core.CodeOK, "")
 		p.drains.Wait()
 		if p.serveDone != nil {
@@ -168,6 +173,17 @@ func (p *Peer) Schema(ctx context.Context, op string) (Spec, error) {
 	return out, err
 }
 
+// goDrain runs f in a goroutine that Close waits for; false once closing.
+func (p *Peer) goDrain(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.drains.Go(f)
+	return true
+}
+
 // errStop ends a run early without an error.
 var errStop = errors.New("stop")
 
@@ -199,7 +215,7 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		}
 		return err
 	}
-	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize, drain: &p.drains}
+	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize, peer: p}
 	if _, err := s.Write(frame); err != nil {
 		_ = s.Close()
 		return err
@@ -287,7 +303,8 @@ type clientCall struct {
 	closed    bool
 	responded bool // an output arrived
 	over      bool // the callee ended the call (completed, error, end of stream)
-	drain     *sync.WaitGroup
+	aborted   bool // call.aborted was sent
+	peer      *Peer
 }
 
 // abort sends call.aborted and unblocks the reader.
@@ -298,6 +315,7 @@ func (c *clientCall) abort() {
 		return
 	}
 	c.sendAbortLocked()
+	c.aborted = true
 	_ = c.s.SetReadDeadline(time.Now())
 }
 
@@ -319,7 +337,9 @@ func (c *clientCall) close() {
 	}
 	c.closed = true
 	if !c.over {
-		c.sendAbortLocked()
+		if !c.aborted {
+			c.sendAbortLocked()
+		}
 		_ = c.s.Close()
 		return
 	}
@@ -327,8 +347,10 @@ func (c *clientCall) close() {
 	// the background, so the stream closes without STOP_SENDING/RESET.
 	_ = c.s.CloseWrite()
 	_ = c.s.SetReadDeadline(time.Now().Add(lingerTimeout))
-	c.drain.Go(func() {
+	if !c.peer.goDrain(func() {
 		_, _ = io.Copy(io.Discard, c.s)
 		_ = c.s.Close()
-	})
+	}) {
+		_ = c.s.Close()
+	}
 }

@@ -163,8 +163,26 @@ func encodeFrame(typ, id string, payload any, limit int64) ([]byte, error) {
 }
 
 func writeJSONString(buf *bytes.Buffer, s string) {
+	if plainString(s) {
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
 	b, _ := json.Marshal(s) // cannot fail for a string
 	buf.Write(b)
+}
+
+// plainString reports whether s needs no escaping in JSON (printable
+// ASCII without '"', '\\', '<', '>', '&').
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // wireEnvelope decodes an envelope and its payload in one pass: the payload
@@ -187,8 +205,43 @@ type wirePayload struct {
 	Details      json.RawMessage `json:"details"`
 }
 
+const (
+	respondedPrefix = `{"type":"call.responded","id":"`
+	respondedMiddle = `","payload":{"output":`
+)
+
+// decodeResponded is the fast path for call.responded in the form this
+// package writes: one scan of the output instead of a full decode. It
+// reports false for anything else, which then takes the full path.
+func decodeResponded(body []byte) (wireEnvelope, bool) {
+	rest, ok := bytes.CutPrefix(body, []byte(respondedPrefix))
+	if !ok {
+		return wireEnvelope{}, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return wireEnvelope{}, false
+	}
+	id := rest[:end]
+	if bytes.IndexByte(id, '\\') >= 0 || !plainString(string(id)) {
+		return wireEnvelope{}, false
+	}
+	rest, ok = bytes.CutPrefix(rest[end:], []byte(respondedMiddle))
+	if !ok {
+		return wireEnvelope{}, false
+	}
+	out, ok := bytes.CutSuffix(rest, []byte("}}"))
+	if !ok || len(out) == 0 || !json.Valid(out) {
+		return wireEnvelope{}, false
+	}
+	return wireEnvelope{Type: TypeResponded, ID: string(id), Payload: wirePayload{Output: bytes.Clone(out)}}, true
+}
+
 // decodeWire parses a frame body whose payload must be an object.
 func decodeWire(body []byte) (wireEnvelope, error) {
+	if env, ok := decodeResponded(body); ok {
+		return env, nil
+	}
 	var env wireEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return wireEnvelope{}, fmt.Errorf("%w: %v", ErrBadEnvelope, err)

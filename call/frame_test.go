@@ -172,6 +172,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"type":"call.requested","id":"1","payload":{"operationId":"/a/b","input":{}}}`))
 	f.Add([]byte(`{"type":"call.aborted","id":"1","payload":{}}`))
 	f.Add([]byte(`{"type":1}`))
+	f.Add([]byte(`{"type":"call.responded","id":"7","payload":{"output":{"a":[1,2]}}}`))
+	f.Add([]byte(`{"type":"call.responded","id":"7","payload":{"output":1},"x":{"y":2}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env, err := decodeWire(body)
 		if err != nil {
@@ -186,6 +188,13 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		if env.Type == "" || plain.Type != env.Type || plain.ID != env.ID {
 			t.Fatalf("type/id differ: %+v %+v", env, plain)
+		}
+		var full wireEnvelope
+		if err := json.Unmarshal(body, &full); err != nil {
+			t.Fatalf("full decode: %v", err)
+		}
+		if !bytes.Equal(full.Payload.Output, env.Payload.Output) {
+			t.Fatalf("output differs: %q vs %q", full.Payload.Output, env.Payload.Output)
 		}
 		var p any
 		if len(plain.Payload) > 0 {

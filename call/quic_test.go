@@ -240,3 +240,62 @@ func TestBothSidesServe(t *testing.T) {
 	_, _ = serve(t, []string{"call"}, cfg, Config{Registry: clientReg})
 	assert.Equal(t, "laptop", <-got)
 }
+
+// TestShutdownAbortsSubscriptions: draining the endpoint ends a running
+// subscription with call.aborted while a query in flight still finishes.
+func TestShutdownAbortsSubscriptions(t *testing.T) {
+	reg := NewRegistry(nil)
+	subStarted, subStopped := make(chan struct{}), make(chan error, 1)
+	Subscription(reg, "demo/forever", func(ctx context.Context, _ struct{}, emit func(int) error) error {
+		close(subStarted)
+		<-ctx.Done()
+		subStopped <- context.Cause(ctx)
+		return ctx.Err()
+	}, Options{})
+	queryStarted, release := make(chan struct{}), make(chan struct{})
+	Query(reg, "demo/slow", func(ctx context.Context, _ struct{}) (string, error) {
+		close(queryStarted)
+		<-release
+		return "finished", nil
+	}, Options{})
+	srv, err := NewServer(Config{Registry: reg})
+	require.NoError(t, err)
+	pair := coretest.NewPair(t, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
+	p, err := Dial(t.Context(), pair.Client, pair.Server.Addr(), Config{})
+	require.NoError(t, err)
+	defer p.Close()
+
+	subErr := make(chan error, 1)
+	go func() {
+		for _, err := range p.Subscribe(t.Context(), "demo/forever", nil) {
+			if err != nil {
+				subErr <- err
+				return
+			}
+		}
+		subErr <- nil
+	}()
+	queryOut := make(chan string, 1)
+	go func() {
+		var out string
+		if err := p.Call(t.Context(), "demo/slow", nil, &out); err != nil {
+			out = err.Error()
+		}
+		queryOut <- out
+	}()
+	<-subStarted
+	<-queryStarted
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shutdown <- pair.Server.Shutdown(ctx)
+	}()
+	assert.ErrorIs(t, <-subStopped, errShuttingDown)
+	err = <-subErr
+	assert.Equal(t, CodeInternal, ErrorCode(err))
+	assert.ErrorContains(t, err, "aborted")
+	close(release)
+	assert.Equal(t, "finished", <-queryOut)
+	require.NoError(t, <-shutdown)
+}

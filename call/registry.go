@@ -221,7 +221,7 @@ func mustRegister[In, Out any](r *Registry, name string, kind Kind, opts Options
 // json.RawMessage is any JSON value, a *jsonschema.Schema is an object.
 func schemaOptions() *jsonschema.ForOptions {
 	return &jsonschema.ForOptions{TypeSchemas: map[reflect.Type]*jsonschema.Schema{
-		reflect.TypeFor[json.RawMessage](): {},
+		reflect.TypeFor[json.RawMessage]():   {},
 		reflect.TypeFor[jsonschema.Schema](): {Type: "object"},
 	}}
 }

@@ -49,8 +49,9 @@ const lingerTimeout = 5 * time.Second
 
 // errCallerGone and errAborted are the causes of a call's cancellation.
 var (
-	errCallerGone = errors.New("alknet/call: caller closed the stream")
-	errAborted    = errors.New("alknet/call: call aborted by the caller")
+	errCallerGone   = errors.New("alknet/call: caller closed the stream")
+	errAborted      = errors.New("alknet/call: call aborted by the caller")
+	errShuttingDown = errors.New("alknet/call: node shutting down")
 	// ErrCallOver is returned by a subscription's emit once the call has
 	// ended (aborted, timed out, or the caller went away).
 	ErrCallOver = errors.New("alknet/call: call is over")
@@ -58,11 +59,16 @@ var (
 
 // Serve serves the operations of the peer's registry on every stream the
 // remote opens, one call per stream, until the connection closes or ctx is
-// cancelled. When the endpoint drains it stops accepting and waits for the
-// calls in flight.
+// cancelled. When the endpoint drains it stops accepting, aborts the
+// subscriptions in flight (call.aborted) and waits for the queries and
+// mutations, which have deadlines.
 func (p *Peer) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	draining, drain := context.WithCancel(context.Background())
+	defer func() {
+		drain()
+		wg.Wait()
+	}()
 	for {
 		s, err := p.conn.AcceptStream(ctx)
 		if err != nil {
@@ -71,16 +77,16 @@ func (p *Peer) Serve(ctx context.Context) error {
 			}
 			return err
 		}
-		wg.Go(func() { p.serveStream(ctx, s) })
+		wg.Go(func() { p.serveStream(ctx, draining, s) })
 	}
 }
 
 // responder writes the callee's side of one call. Every write and the
 // final close are serialized by mu; once done is set nothing more is sent.
 type responder struct {
-	mu    sync.Mutex
-	s     core.Stream
-	id    string
+	mu     sync.Mutex
+	s      core.Stream
+	id     string
 	limit  int64
 	done   bool
 	broken bool // a write failed
@@ -137,7 +143,7 @@ func (r *responder) close() {
 }
 
 // serveStream runs one call.
-func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
+func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 	resp := &responder{s: s, limit: p.cfg.MaxFrameSize}
 	defer resp.close()
 	br := bufio.NewReaderSize(s, 4096)
@@ -196,6 +202,10 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 
 	cctx, cancel := context.WithCancelCause(WithCaller(ctx, caller))
 	defer cancel(nil)
+	if e.spec.Kind == KindSubscription {
+		stopDrain := context.AfterFunc(draining, func() { cancel(errShuttingDown) })
+		defer stopDrain()
+	}
 	timeout := e.timeout
 	if timeout == 0 && e.spec.Kind != KindSubscription {
 		timeout = p.cfg.CallTimeout
@@ -223,7 +233,9 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 	}()
 	// When the call ends early, answer a deadline at once and unblock a
 	// write stuck on a caller that stopped reading.
+	afterDone := make(chan struct{})
 	stop := context.AfterFunc(cctx, func() {
+		defer close(afterDone)
 		if errors.Is(context.Cause(cctx), context.DeadlineExceeded) && resp.mu.TryLock() {
 			// No write in progress: answer TIMEOUT now, even if the
 			// handler has not noticed yet.
@@ -283,7 +295,10 @@ func (p *Peer) serveStream(ctx context.Context, s core.Stream) {
 	case errors.Is(cause, errAborted) || errors.Is(cause, errCallerGone):
 		log.Debug("call aborted", "dur", time.Since(start))
 	case cctx.Err() != nil && !errors.Is(cause, context.DeadlineExceeded):
-		// this side is shutting down: tell the caller the call is off
+		// This side is shutting down: tell the caller the call is off,
+		// once the cancellation above has run (it cut pending writes).
+		<-afterDone
+		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = resp.send(TypeAborted, nil, true)
 	case err != nil:
 		pe := p.reg.publicError(cctx, e, err)

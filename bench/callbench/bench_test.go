@@ -3,8 +3,8 @@ package callbench
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"

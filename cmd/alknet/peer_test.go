@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -141,7 +143,7 @@ func TestPeerCLI(t *testing.T) {
 	assert.True(t, peerList(t, dir)[1].Enabled)
 
 	// Bad input: a one-line error, a non-zero exit, nothing changed.
-	before := peerList(t, dir)
+	before := dbState(t, dir)
 	garbage := filepath.Join(tmp, "garbage.pub")
 	require.NoError(t, os.WriteFile(garbage, []byte("ssh-ed25519 AAAAnotbase64!!\n"), 0o644))
 	rsa := filepath.Join(tmp, "rsa.pub")
@@ -180,7 +182,7 @@ func TestPeerCLI(t *testing.T) {
 			assert.Contains(t, r.stderr, tc.want)
 			assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one-line error: %q", r.stderr)
 			assert.Empty(t, r.stdout)
-			assert.Equal(t, before, peerList(t, dir), "nothing changed")
+			assert.Equal(t, before, dbState(t, dir), "nothing changed")
 		})
 	}
 
@@ -200,6 +202,25 @@ func flipLast(s string) string {
 		return "B"
 	}
 	return "A"
+}
+
+// dbState is every stored peer of dir and the number of notifications:
+// what a refused command must leave untouched.
+func dbState(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := store.Open(filepath.Join(dir, "alknet.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	ps, err := store.NewPeerStore(db, store.PeerStoreConfig{})
+	require.NoError(t, err)
+	defer ps.Close()
+	peers, err := ps.ListPeers(t.Context())
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.Read(t.Context(), func(tx *sql.Tx) error {
+		return tx.QueryRowContext(t.Context(), `SELECT count(*) FROM notifications`).Scan(&n)
+	}))
+	return fmt.Sprintf("%+v notifications=%d", peers, n)
 }
 
 // withStore opens dir's database in this process.

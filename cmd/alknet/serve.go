@@ -14,12 +14,17 @@ import (
 
 // serveEnv is what a service builder gets to construct its handler.
 type serveEnv struct {
-	g       *globals
-	cfg     fileConfig
-	key     core.SecretKey
-	log     *slog.Logger
-	ep      *core.Endpoint
-	store   *store.DB // the node database, <data>/alknet.db
+	g     *globals
+	cfg   fileConfig
+	key   core.SecretKey
+	log   *slog.Logger
+	ep    *core.Endpoint
+	store *store.DB // the node database, <data>/alknet.db
+	// peers is the live peer table (database + config peers) that the
+	// endpoint authorizes with; handlers that authenticate on their own
+	// layer (SSH keys, bearer tokens) must use it too, so that a peer added
+	// or revoked reaches them.
+	peers   *store.PeerStore
 	closers []func() error
 }
 
@@ -104,6 +109,7 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 	if err != nil {
 		return err
 	}
+	env.peers = peerStore
 	ep, err := core.NewEndpoint(core.Config{
 		ListenAddr: listen,
 		SecretKey:  key,

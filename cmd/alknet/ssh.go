@@ -52,13 +52,17 @@ func sshService(env *serveEnv) (*service, error) {
 			return nil, fmt.Errorf("config [ssh] idle_timeout: %w", err)
 		}
 	}
-	peers, err := env.cfg.peerEntries()
-	if err != nil {
-		return nil, err
+	var ids core.IdentityProvider = env.peers
+	if env.peers == nil {
+		peers, err := env.cfg.peerEntries()
+		if err != nil {
+			return nil, err
+		}
+		ids = core.StaticPeers(peers)
 	}
 	cfg := alkssh.Config{
 		HostKey:         env.key,
-		Identities:      core.StaticPeers(peers),
+		Identities:      ids,
 		Logger:          env.log,
 		ForwardAllow:    rules,
 		AllowRemoteBind: c.AllowRemoteBind,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -85,6 +86,11 @@ func New(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("database path %q: %w", cfg.Path, err)
 	}
 	cfg.Path = abs
+	// Create a new database file private to its owner (it holds the peer
+	// table); SQLite gives its -wal and -shm files the same mode.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	}
 	busy := fmt.Sprint(cfg.BusyTimeout.Milliseconds())
 	w, err := sql.Open("sqlite3", dsn(abs, url.Values{
 		"_busy_timeout": {busy},

@@ -13,7 +13,7 @@ var (
 	ErrPeerExists = errors.New("alknet/store: peer already exists")
 	// ErrFingerprintInUse reports a fingerprint that already belongs to
 	// another peer: a key identifies one peer only.
-	ErrFingerprintInUse = errors.New("alknet/store: fingerprint already belongs to another peer")
+	ErrFingerprintInUse = errors.New("alknet/store: key already in use")
 	// ErrInvalidPeerID reports a peer id outside [a-z0-9][a-z0-9._-]{0,63}.
 	ErrInvalidPeerID = errors.New("alknet/store: invalid peer id")
 	// ErrInvalidScope reports a scope that is not name or name:qualifier.

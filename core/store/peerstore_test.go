@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -483,4 +484,14 @@ func countEnabled(ps []store.Peer) int {
 		}
 	}
 	return n
+}
+
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	_, ps, path := psTemp(t)
+	require.NoError(t, ps.PutPeer(psCtx(t), psEntry(t, "a")))
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(f)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
+	}
 }
