@@ -174,12 +174,12 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 	}
 	req := env.Payload
 	name := strings.TrimPrefix(req.OperationID, "/")
-	log := p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
 	e, ok := p.reg.lookup(name)
 	if !ok || e.spec.Visibility != External {
 		resp.fail(NewError(CodeNotFound, "no operation /%s", clip(name)))
 		return
 	}
+	log := p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
 	caller := &Caller{Identity: p.conn.Identity(), Node: p.conn.RemoteID(), ForwardedFor: req.ForwardedFor}
 	if req.AuthToken != "" {
 		var id *core.Identity

@@ -14,7 +14,6 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/store"
 	"github.com/spf13/cobra"
 )
 
@@ -200,12 +199,7 @@ func callService(env *serveEnv) (*service, error) {
 		}
 		return out, nil
 	}
-	if env.store != nil {
-		ps, err := store.NewPeerStore(env.store, store.PeerStoreConfig{Static: cfgPeers, Logger: env.log})
-		if err != nil {
-			return nil, err
-		}
-		env.closers = append(env.closers, ps.Close)
+	if ps := env.peers; ps != nil {
 		ids = ps
 		listPeers = func(ctx context.Context) ([]peerInfo, error) {
 			peers, err := ps.ListPeers(ctx)

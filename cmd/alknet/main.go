@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"sync"
 	"syscall"
 )
 
@@ -26,7 +28,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	if g.stopProfile != nil {
+		g.stopProfile()
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "alknet: "+oneLine(err.Error()))
 		if ec, ok := err.(exitCode); ok {
 			return int(ec)
@@ -40,3 +46,36 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// startProfile starts the CPU profile that the hidden --cpuprofile flag asks
+// for; run stops it when the command returns.
+func (g *globals) startProfile() error {
+	if g.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(g.cpuProfile)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	var once sync.Once
+	g.stopProfile = func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}
+	// OpenSSH ends a ProxyCommand with SIGHUP, which would otherwise kill
+	// the process before the profile is written.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		<-hup
+		g.stopProfile()
+		os.Exit(129)
+	}()
+	return nil
+}

@@ -24,6 +24,10 @@ type globals struct {
 	stdin          io.Reader
 	stdout         io.Writer
 	stderr         io.Writer
+	// cpuProfile, when set (hidden --cpuprofile), receives a pprof CPU
+	// profile of the whole command; stopProfile ends it.
+	cpuProfile  string
+	stopProfile func()
 }
 
 func newRootCmd(g *globals) *cobra.Command {
@@ -48,6 +52,9 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.passphraseFile, "passphrase-file", "", "0600 file holding the vault passphrase (when the data directory has vault.json; default: prompt)")
 	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", defaultDialTimeout, "how long a dial waits for the node's handshake")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the command to this file (for performance work)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.startProfile() }
 	root.AddCommand(
 		newInitCmd(g),
 		newIDCmd(g),
