@@ -5,7 +5,8 @@
 #   3. OpenSSH sftp to its own sshd over TCP                   (the reference)
 # and prints throughput and ratios against OpenSSH.
 #
-# Usage: bench/sftp.sh [SIZE_MIB]   (default 1024)
+# Usage: [TMPDIR=/dev/shm] bench/sftp.sh [SIZE_MIB]   (default 1024; a tmpfs
+# TMPDIR keeps the disk out of the comparison)
 # Needs: go, openssh-client; installs openssh-server with apt-get when sshd
 # is missing (run as root: sshd is started on a spare port with a temporary
 # config and host key, and stopped at the end).

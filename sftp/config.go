@@ -33,8 +33,9 @@ type Config struct {
 	// created on first use. A peer id that is not a single safe path
 	// component is refused. False means every peer shares Root.
 	PerPeerHome bool
-	// Logger receives one line per session and per refused request. Nil is
-	// silent. File contents and paths are never logged above debug level.
+	// Logger receives refused connections and writes, sessions that end
+	// with an error (info) and normal session ends (debug). Nil is silent.
+	// File contents and paths are never logged.
 	Logger *slog.Logger
 
 	// MaxHandles caps open file and directory handles per session. Zero

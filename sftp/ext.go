@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 )
 
 // Extension names this package serves itself (pkg/sftp serves
@@ -117,7 +116,7 @@ func (s *session) fsync(id uint32, args []byte) []byte {
 	if err != nil {
 		return errorPacket(id, err)
 	}
-	f, err := s.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	f, err := s.root.OpenFile(name, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		return errorPacket(id, fsError(err))
 	}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -46,7 +45,7 @@ func (h *fsHandler) acquire() (release func(), err error) {
 // openRegular opens name with flags and makes sure it is a regular file.
 // O_NONBLOCK keeps a FIFO from blocking the open.
 func (h *fsHandler) openRegular(name string, flags int, perm fs.FileMode) (*os.File, error) {
-	f, err := h.root.OpenFile(name, flags|syscall.O_NONBLOCK|syscall.O_CLOEXEC, perm)
+	f, err := h.root.OpenFile(name, flags|openFlags, perm)
 	if err != nil {
 		return nil, fsError(err)
 	}
@@ -284,7 +283,7 @@ func (h *fsHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := h.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		f, err := h.root.OpenFile(name, os.O_RDONLY|openDirFlags, 0)
 		if err != nil {
 			release()
 			return nil, fsError(err)
@@ -341,7 +340,7 @@ func (h *fsHandler) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	f, err := h.root.OpenFile(name, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		return nil, fsError(err)
 	}

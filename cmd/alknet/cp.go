@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -413,16 +414,17 @@ func (cp *copier) remoteJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
 
 // get downloads one file.
 func (cp *copier) get(ctx context.Context, j cpJob) error {
-	flags := os.O_WRONLY | os.O_CREATE
+	flags := os.O_RDWR | os.O_CREATE // read: the resumed prefix is hashed
 	if j.off == 0 {
 		flags |= os.O_TRUNC
 	}
-	lf, err := os.OpenFile(j.part, flags, j.mode|0o200)
+	lf, err := os.OpenFile(j.part, flags, j.mode|0o600)
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
-	if _, err := lf.Seek(j.off, io.SeekStart); err != nil {
+	h, err := cp.prefixHash(lf, j.off)
+	if err != nil {
 		return err
 	}
 	if j.off < j.size {
@@ -434,7 +436,7 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := rf.WriteTo(cp.counting(lf)); err != nil {
+		if _, err := rf.WriteTo(cp.counting(io.MultiWriter(lf, h))); err != nil {
 			return fmt.Errorf("download %s: %w", j.src, err)
 		}
 	}
@@ -448,7 +450,7 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 	if fi.Size() != j.size {
 		return fmt.Errorf("download %s: got %d bytes, want %d (the file changed?)", j.src, fi.Size(), j.size)
 	}
-	if err := cp.verify(ctx, j.part, j.src); err != nil {
+	if err := cp.verify(ctx, h, j.part, j.src); err != nil {
 		return err
 	}
 	if j.part != j.dst {
@@ -473,14 +475,15 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 		return fmt.Errorf("remote %s: %w", j.part, err)
 	}
 	defer rf.Close()
+	h, err := cp.prefixHash(lf, j.off)
+	if err != nil {
+		return err
+	}
 	if j.off < j.size {
-		if _, err := lf.Seek(j.off, io.SeekStart); err != nil {
-			return err
-		}
 		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := rf.ReadFromWithConcurrency(cp.countingReader(io.LimitReader(lf, j.size-j.off)), 0); err != nil {
+		if _, err := rf.ReadFromWithConcurrency(cp.countingReader(io.TeeReader(io.LimitReader(lf, j.size-j.off), h)), 0); err != nil {
 			return fmt.Errorf("upload %s: %w", j.src, err)
 		}
 	}
@@ -488,7 +491,7 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 		return fmt.Errorf("upload %s: %w", j.src, err)
 	}
 	_ = cp.c.Chmod(j.part, j.mode)
-	if err := cp.verify(ctx, j.src, j.part); err != nil {
+	if err := cp.verify(ctx, h, j.src, j.part); err != nil {
 		return err
 	}
 	if j.part != j.dst {
@@ -499,46 +502,57 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 	return nil
 }
 
-// verify compares the SHA-256 of a local and a remote file when the node
-// offers check-file.
-func (cp *copier) verify(ctx context.Context, local, remote string) error {
+// prefixHash starts the SHA-256 of a transfer: it hashes the first off
+// bytes of f (what an earlier run already moved) and leaves f positioned
+// at off. The transfer feeds the rest through the hash as it goes, so the
+// local side is never read twice. With no check to make it hashes nothing.
+func (cp *copier) prefixHash(f *os.File, off int64) (hash.Hash, error) {
+	if !cp.check {
+		_, err := f.Seek(off, io.SeekStart)
+		return discardHash{}, err
+	}
+	h := sha256.New()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	if off > 0 {
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, off), make([]byte, 1<<20)); err != nil {
+			return nil, err
+		}
+	}
+	_, err := f.Seek(off, io.SeekStart)
+	return h, err
+}
+
+// verify compares the SHA-256 of what was transferred (local) with the
+// node's hash of the remote file, when the node offers check-file.
+func (cp *copier) verify(ctx context.Context, h hash.Hash, local, remote string) error {
 	if !cp.check {
 		return nil
 	}
-	type res struct {
-		sum []byte
-		err error
-	}
-	lc := make(chan res, 1)
-	go func() {
-		f, err := os.Open(local)
-		if err != nil {
-			lc <- res{nil, err}
-			return
-		}
-		defer f.Close()
-		h := sha256.New()
-		_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
-		lc <- res{h.Sum(nil), err}
-	}()
 	st, err := cp.conn.OpenStream(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	_, rsum, err := alksftp.CheckFile(st, remote, "sha256")
-	l := <-lc
 	if err != nil {
 		return fmt.Errorf("checksum of remote %s: %w", remote, err)
 	}
-	if l.err != nil {
-		return l.err
-	}
-	if !bytes.Equal(l.sum, rsum) {
-		return fmt.Errorf("checksum mismatch: %s has sha256 %s, remote %s has %s", local, hex.EncodeToString(l.sum), remote, hex.EncodeToString(rsum))
+	if lsum := h.Sum(nil); !bytes.Equal(lsum, rsum) {
+		return fmt.Errorf("checksum mismatch: %s has sha256 %s, remote %s has %s", local, hex.EncodeToString(lsum), remote, hex.EncodeToString(rsum))
 	}
 	return nil
 }
+
+// discardHash stands in when nothing is verified.
+type discardHash struct{}
+
+func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
+func (discardHash) Sum(b []byte) []byte         { return b }
+func (discardHash) Reset()                      {}
+func (discardHash) Size() int                   { return 0 }
+func (discardHash) BlockSize() int              { return 1 }
 
 // counting and countingReader advance the progress bar.
 func (cp *copier) counting(w io.Writer) io.Writer {

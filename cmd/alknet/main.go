@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,10 +34,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		g.stopProfile()
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "alknet: "+oneLine(err.Error()))
-		if ec, ok := err.(exitCode); ok {
-			return int(ec)
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return int(ec) // the command has said what went wrong
 		}
+		fmt.Fprintln(stderr, "alknet: "+oneLine(err.Error()))
 		return 1
 	}
 	return 0

@@ -27,8 +27,15 @@ type Config struct {
 	// connection or process. Zero means 5s.
 	BusyTimeout time.Duration
 	// PollInterval is how often the watcher checks PRAGMA data_version for
-	// commits. Zero means 1ms.
+	// commits while the database is busy (for a second after the last
+	// change it saw). Zero means 1ms.
 	PollInterval time.Duration
+	// IdlePollInterval is how often it checks while nothing has changed for
+	// a second: a timer firing every millisecond costs several percent of a
+	// core on a virtual machine, for nothing. It bounds how long the first
+	// write after a quiet period takes to be seen. Zero means 10ms; it is
+	// never shorter than PollInterval.
+	IdlePollInterval time.Duration
 	// KeepNotifications is how many of the newest notification rows are
 	// kept; older rows are deleted by each Notify. Zero means 1024.
 	KeepNotifications int64
@@ -43,6 +50,10 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Millisecond
 	}
+	if c.IdlePollInterval <= 0 {
+		c.IdlePollInterval = 10 * time.Millisecond
+	}
+	c.IdlePollInterval = max(c.IdlePollInterval, c.PollInterval)
 	if c.KeepNotifications <= 0 {
 		c.KeepNotifications = 1024
 	}

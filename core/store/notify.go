@@ -131,7 +131,20 @@ func (db *DB) wake() {
 func (db *DB) watch(ctx context.Context, conn *sql.Conn, version int64) {
 	defer close(db.done)
 	defer func() { _ = conn.Close() }()
-	t := time.NewTicker(db.cfg.PollInterval)
+	// The poll runs a thousand times a second, so it must cost next to
+	// nothing: one prepared statement, and a context that cannot be
+	// cancelled (the driver starts an interrupt goroutine per query for a
+	// cancellable one). PRAGMA data_version never blocks.
+	poll, err := conn.PrepareContext(context.Background(), `PRAGMA data_version`)
+	if err != nil {
+		db.log.Warn("store watcher", "err", err)
+		return
+	}
+	defer poll.Close()
+	// Poll fast for a second after each change, slowly when idle.
+	const busyFor = time.Second
+	lastChange := time.Now()
+	t := time.NewTimer(db.cfg.PollInterval)
 	defer t.Stop()
 	failing := false
 	for {
@@ -140,14 +153,22 @@ func (db *DB) watch(ctx context.Context, conn *sql.Conn, version int64) {
 			return
 		case <-t.C:
 		case <-db.kick:
+			lastChange = time.Now()
 		}
-		v, err := dataVersion(ctx, conn)
+		var v int64
+		err := poll.QueryRowContext(context.Background()).Scan(&v)
 		if err == nil && v != version {
+			lastChange = time.Now()
 			err = db.dispatch(ctx, conn)
 			if err == nil {
 				version = v
 			}
 		}
+		next := db.cfg.PollInterval
+		if time.Since(lastChange) > busyFor {
+			next = db.cfg.IdlePollInterval
+		}
+		t.Reset(next)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

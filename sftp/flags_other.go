@@ -1,0 +1,8 @@
+//go:build !unix
+
+package sftp
+
+const (
+	openFlags    = 0
+	openDirFlags = 0
+)
