@@ -1,4 +1,9 @@
 // Package examples holds small programs that show how to use alknet from
-// your own code: ownprotocol writes a protocol handler and composes it with
-// core.Ping on one endpoint.
+// your own code:
+//
+//   - filedrop embeds one handler (alknet/sftp) in a program of its own;
+//   - ownprotocol writes a protocol handler of its own and composes it with
+//     core.Ping on one endpoint.
+//
+// Each has a test that runs it over real QUIC on loopback.
 package examples

@@ -2,9 +2,15 @@ module github.com/alkdev/alknet/examples
 
 go 1.26.8
 
-require github.com/alkdev/alknet/core v0.0.0
+require (
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/pkg/sftp v1.13.12
+)
+
+require github.com/kr/fs v0.1.0 // indirect
 
 require (
+	github.com/alkdev/alknet/sftp v0.0.0
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/stretchr/testify v1.12.1
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
@@ -14,3 +20,5 @@ require (
 )
 
 replace github.com/alkdev/alknet/core => ../core
+
+replace github.com/alkdev/alknet/sftp => ../sftp
