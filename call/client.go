@@ -215,7 +215,8 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		}
 		return err
 	}
-	cc := &clientCall{s: s, id: id, limit: p.cfg.MaxFrameSize, peer: p}
+	br := bufio.NewReaderSize(s, 4096)
+	cc := &clientCall{s: s, br: br, id: id, limit: p.cfg.MaxFrameSize, peer: p}
 	if _, err := s.Write(frame); err != nil {
 		_ = s.Close()
 		return err
@@ -225,7 +226,6 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		stop()
 		cc.close()
 	}()
-	br := bufio.NewReaderSize(s, 4096)
 	for {
 		body, err := ReadFrame(br, p.cfg.MaxFrameSize)
 		if err != nil {
@@ -298,6 +298,7 @@ func (p *Peer) decodeError(w wirePayload) *Error {
 type clientCall struct {
 	mu        sync.Mutex
 	s         core.Stream
+	br        *bufio.Reader // the reader of s, owned by run until close
 	id        string
 	limit     int64
 	closed    bool
@@ -346,6 +347,10 @@ func (c *clientCall) close() {
 	// The callee has answered: end our side and read its end of stream in
 	// the background, so the stream closes without STOP_SENDING/RESET.
 	_ = c.s.CloseWrite()
+	if c.sawEnd() {
+		_ = c.s.Close()
+		return
+	}
 	_ = c.s.SetReadDeadline(time.Now().Add(lingerTimeout))
 	if !c.peer.goDrain(func() {
 		_, _ = io.Copy(io.Discard, c.s)
@@ -353,4 +358,24 @@ func (c *clientCall) close() {
 	}) {
 		_ = c.s.Close()
 	}
+}
+
+// sawEnd reports whether the callee's end of stream is already here, which
+// is the common case (its FIN travels with or right after its answer); the
+// stream is then complete without a background read. It never blocks: a
+// read deadline in the past makes the stream report only what it holds
+// (a second read sees a FIN the first one dequeued).
+func (c *clientCall) sawEnd() bool {
+	if c.br == nil || c.br.Buffered() > 0 {
+		return false
+	}
+	_ = c.s.SetReadDeadline(time.Now())
+	for range 2 {
+		if _, err := c.br.Peek(1); err == io.EOF {
+			return true
+		} else if err == nil {
+			return false
+		}
+	}
+	return false
 }

@@ -145,6 +145,28 @@ func encodeFrame(typ, id string, payload any, limit int64) ([]byte, error) {
 			buf.Write(p.Output)
 		}
 		buf.WriteByte('}')
+	case Request: // input is already valid JSON (marshalJSON or a decoded frame)
+		buf.WriteString(`{"operationId":`)
+		writeJSONString(&buf, p.OperationID)
+		buf.WriteString(`,"input":`)
+		if len(p.Input) == 0 {
+			buf.WriteString("null")
+		} else {
+			buf.Write(p.Input)
+		}
+		if p.AuthToken != "" {
+			buf.WriteString(`,"auth_token":`)
+			writeJSONString(&buf, p.AuthToken)
+		}
+		if p.ForwardedFor != nil {
+			ff, err := json.Marshal(p.ForwardedFor)
+			if err != nil {
+				return nil, err
+			}
+			buf.WriteString(`,"forwarded_for":`)
+			buf.Write(ff)
+		}
+		buf.WriteByte('}')
 	default:
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -231,15 +253,78 @@ func decodeResponded(body []byte) (wireEnvelope, bool) {
 		return wireEnvelope{}, false
 	}
 	out, ok := bytes.CutSuffix(rest, []byte("}}"))
-	if !ok || len(out) == 0 || !json.Valid(out) {
+	if !ok || !trimmedValue(out) {
 		return wireEnvelope{}, false
 	}
 	return wireEnvelope{Type: TypeResponded, ID: string(id), Payload: wirePayload{Output: bytes.Clone(out)}}, true
 }
 
+const (
+	requestedPrefix = `{"type":"call.requested","id":"`
+	requestedMiddle = `","payload":{"operationId":"`
+	requestedInput  = `","input":`
+)
+
+// decodeRequested is the fast path for call.requested in the form this
+// package writes without auth_token or forwarded_for: the body is then
+// prefix, id, middle, operationId, input and "}}" with id and operationId
+// plain strings (no escapes, no quote) and input one valid JSON value, so a
+// full decode could only find the same three fields. Anything else reports
+// false and takes the full path.
+func decodeRequested(body []byte) (wireEnvelope, bool) {
+	rest, ok := bytes.CutPrefix(body, []byte(requestedPrefix))
+	if !ok {
+		return wireEnvelope{}, false
+	}
+	id, rest, ok := cutPlain(rest)
+	if !ok {
+		return wireEnvelope{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(requestedMiddle)); !ok {
+		return wireEnvelope{}, false
+	}
+	op, rest, ok := cutPlain(rest)
+	if !ok {
+		return wireEnvelope{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(requestedInput)); !ok {
+		return wireEnvelope{}, false
+	}
+	in, ok := bytes.CutSuffix(rest, []byte("}}"))
+	if !ok || !trimmedValue(in) {
+		return wireEnvelope{}, false
+	}
+	return wireEnvelope{Type: TypeRequested, ID: id, Payload: wirePayload{OperationID: op, Input: bytes.Clone(in)}}, true
+}
+
+// trimmedValue reports whether b is one valid JSON value without
+// surrounding whitespace, as encoding/json would store it in a
+// json.RawMessage.
+func trimmedValue(b []byte) bool {
+	if len(b) == 0 || isSpace(b[0]) || isSpace(b[len(b)-1]) {
+		return false
+	}
+	return json.Valid(b)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// cutPlain returns the plain string before the next '"' and the rest from
+// that quote on.
+func cutPlain(b []byte) (string, []byte, bool) {
+	end := bytes.IndexByte(b, '"')
+	if end < 0 || !plainString(string(b[:end])) {
+		return "", nil, false
+	}
+	return string(b[:end]), b[end:], true
+}
+
 // decodeWire parses a frame body whose payload must be an object.
 func decodeWire(body []byte) (wireEnvelope, error) {
 	if env, ok := decodeResponded(body); ok {
+		return env, nil
+	}
+	if env, ok := decodeRequested(body); ok {
 		return env, nil
 	}
 	var env wireEnvelope

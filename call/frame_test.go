@@ -172,6 +172,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"type":"call.requested","id":"1","payload":{"operationId":"/a/b","input":{}}}`))
 	f.Add([]byte(`{"type":"call.aborted","id":"1","payload":{}}`))
 	f.Add([]byte(`{"type":1}`))
+	f.Add([]byte(`{"type":"call.requested","id":"2","payload":{"operationId":"/a/b","input":{"a":"}}"}}}`))
+	f.Add([]byte(`{"type":"call.requested","id":"2","payload":{"operationId":"/a/b","input":1,"auth_token":"t"}}`))
+	f.Add([]byte(`{"type":"call.requested","id":"2","payload":{"operationId":"/a\u0062","input":null}}`))
+	f.Add([]byte(`{"type":"call.requested","id":"2","payload":{"operationId":"/a/b","input":{}},"payload":{"operationId":"/c/d"}}`))
 	f.Add([]byte(`{"type":"call.responded","id":"7","payload":{"output":{"a":[1,2]}}}`))
 	f.Add([]byte(`{"type":"call.responded","id":"7","payload":{"output":1},"x":{"y":2}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -195,6 +199,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		if !bytes.Equal(full.Payload.Output, env.Payload.Output) {
 			t.Fatalf("output differs: %q vs %q", full.Payload.Output, env.Payload.Output)
+		}
+		if full.Payload.OperationID != env.Payload.OperationID || !bytes.Equal(full.Payload.Input, env.Payload.Input) ||
+			full.Payload.AuthToken != env.Payload.AuthToken || (full.Payload.ForwardedFor == nil) != (env.Payload.ForwardedFor == nil) {
+			t.Fatalf("request differs: %+v vs %+v", full.Payload, env.Payload)
 		}
 		var p any
 		if len(plain.Payload) > 0 {

@@ -116,6 +116,7 @@ type entry struct {
 	timeout    time.Duration
 	declared   map[string]bool
 	validator  *jsonschema.Resolved // nil: no validation (imported operations)
+	fast       *fastSchema          // nil: always the full validator
 	nullObject bool                 // null or missing input means {}
 	fn         handlerFunc
 	owner      any // who may remove it (the hub that imported it); nil = permanent
@@ -211,6 +212,9 @@ func mustRegister[In, Out any](r *Registry, name string, kind Kind, opts Options
 	}
 	e := newEntry(name, kind, opts, in, out, fn)
 	e.validator = rs
+	if f, ok := compileFast(in); ok {
+		e.fast = f
+	}
 	e.nullObject = in.Type == "object"
 	if err := r.add(e); err != nil {
 		panic(err.Error())
@@ -397,8 +401,12 @@ func (r *Registry) invoke(ctx context.Context, e *entry, raw json.RawMessage, em
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return NewError(CodeInvalidInput, "input is not JSON").WithDetails(map[string]string{"reason": clip(err.Error())})
 		}
-		if err := e.validator.Validate(v); err != nil {
-			return NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
+		// The fast check only accepts; on failure the full validator
+		// decides and words the error (see fastSchema).
+		if e.fast == nil || !e.fast.accepts(v) {
+			if err := e.validator.Validate(v); err != nil {
+				return NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
+			}
 		}
 	}
 	defer func() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -63,11 +64,11 @@ var (
 // subscriptions in flight (call.aborted) and waits for the queries and
 // mutations, which have deadlines.
 func (p *Peer) Serve(ctx context.Context) error {
-	var wg sync.WaitGroup
 	draining, drain := context.WithCancel(context.Background())
+	pool := &workerPool{work: make(chan func()), stop: make(chan struct{})}
 	defer func() {
 		drain()
-		wg.Wait()
+		pool.close()
 	}()
 	for {
 		s, err := p.conn.AcceptStream(ctx)
@@ -77,9 +78,55 @@ func (p *Peer) Serve(ctx context.Context) error {
 			}
 			return err
 		}
-		wg.Go(func() { p.serveStream(ctx, draining, s) })
+		pool.run(func() { p.serveStream(ctx, draining, pool, s) })
 	}
 }
+
+// workerPool runs the goroutines of one connection's calls (each stream's
+// call and the reader of its caller's side). A fresh goroutine per call
+// spent much of its time growing its stack (frame decoding, JSON and
+// validation run deep); a reused one keeps it. A task goes to an idle
+// worker when there is one, else to a new worker, so there are never more
+// workers than tasks in flight; a worker idle for workerIdle exits.
+type workerPool struct {
+	work chan func() // unbuffered: a send succeeds only to an idle worker
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (w *workerPool) run(f func()) {
+	select {
+	case w.work <- f:
+	default:
+		w.wg.Go(func() { w.worker(f) })
+	}
+}
+
+func (w *workerPool) worker(f func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(workerIdle)
+		select {
+		case f = <-w.work:
+		case <-idle.C:
+			return
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+// close makes idle workers exit and waits for all of them (their tasks
+// included).
+func (w *workerPool) close() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+// workerIdle is how long a stream worker waits for the next stream.
+const workerIdle = 10 * time.Second
 
 // responder writes the callee's side of one call. Every write and the
 // final close are serialized by mu; once done is set nothing more is sent.
@@ -143,7 +190,7 @@ func (r *responder) close() {
 }
 
 // serveStream runs one call.
-func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
+func (p *Peer) serveStream(ctx, draining context.Context, pool *workerPool, s core.Stream) {
 	resp := &responder{s: s, limit: p.cfg.MaxFrameSize}
 	defer resp.close()
 	br := bufio.NewReaderSize(s, 4096)
@@ -179,7 +226,11 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 		resp.fail(NewError(CodeNotFound, "no operation /%s", clip(name)))
 		return
 	}
-	log := p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
+	// The call's logger is built only when a line is written: the peer's
+	// fingerprint and address cost more than a successful call's work.
+	log := func() *slog.Logger {
+		return p.log.With("op", name, "peer", p.conn.RemoteID().Fingerprint(), "remote", p.conn.RemoteAddr().String())
+	}
 	caller := &Caller{Identity: p.conn.Identity(), Node: p.conn.RemoteID(), ForwardedFor: req.ForwardedFor}
 	if req.AuthToken != "" {
 		var id *core.Identity
@@ -188,14 +239,14 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 			id, ok = p.cfg.Identities.IdentityByToken([]byte(req.AuthToken))
 		}
 		if !ok {
-			log.Warn("call refused", "code", CodeForbidden, "reason", "invalid auth token")
+			log().Warn("call refused", "code", CodeForbidden, "reason", "invalid auth token")
 			resp.fail(NewError(CodeForbidden, "invalid auth token"))
 			return
 		}
 		caller.Identity, caller.ByToken = id, true
 	}
 	if err := e.acl.Check(caller.Identity); err != nil {
-		log.Warn("call refused", "code", CodeForbidden, "reason", err.Error())
+		log().Warn("call refused", "code", CodeForbidden, "reason", err.Error())
 		resp.fail(NewError(CodeForbidden, "%s", err.Error()))
 		return
 	}
@@ -217,7 +268,7 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 	}
 	// The caller's side of the stream: call.aborted or its end cancels.
 	readerDone := make(chan struct{})
-	go func() {
+	pool.run(func() {
 		defer close(readerDone)
 		for {
 			body, err := ReadFrame(br, p.cfg.MaxFrameSize)
@@ -230,7 +281,7 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 				return
 			}
 		}
-	}()
+	})
 	// When the call ends early, answer a deadline at once and unblock a
 	// write stuck on a caller that stopped reading.
 	afterDone := make(chan struct{})
@@ -293,7 +344,7 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 	cause := context.Cause(cctx)
 	switch {
 	case errors.Is(cause, errAborted) || errors.Is(cause, errCallerGone):
-		log.Debug("call aborted", "dur", time.Since(start))
+		log().Debug("call aborted", "dur", time.Since(start))
 	case cctx.Err() != nil && !errors.Is(cause, context.DeadlineExceeded):
 		// This side is shutting down: tell the caller the call is off,
 		// once the cancellation above has run (it cut pending writes).
@@ -303,7 +354,7 @@ func (p *Peer) serveStream(ctx, draining context.Context, s core.Stream) {
 	case err != nil:
 		pe := p.reg.publicError(cctx, e, err)
 		if pe.Code != CodeTimeout {
-			log.Info("call failed", "code", pe.Code, "dur", time.Since(start))
+			log().Info("call failed", "code", pe.Code, "dur", time.Since(start))
 		}
 		resp.fail(pe)
 	case cctx.Err() != nil:
