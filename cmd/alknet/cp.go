@@ -440,6 +440,11 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 			return fmt.Errorf("download %s: %w", j.src, err)
 		}
 	}
+	// Durable before it takes the final name: a crash after the rename
+	// must not leave a DST with a hole in it.
+	if err := lf.Sync(); err != nil {
+		return err
+	}
 	if err := lf.Close(); err != nil {
 		return err
 	}
@@ -454,9 +459,20 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 		return err
 	}
 	if j.part != j.dst {
-		return os.Rename(j.part, j.dst)
+		if err := os.Rename(j.part, j.dst); err != nil {
+			return err
+		}
+		syncDir(filepath.Dir(j.dst))
 	}
 	return nil
+}
+
+// syncDir makes a rename in dir durable; best effort.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 }
 
 // put uploads one file.
@@ -485,6 +501,14 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 		}
 		if _, err := rf.ReadFromWithConcurrency(cp.countingReader(io.TeeReader(io.LimitReader(lf, j.size-j.off), h)), 0); err != nil {
 			return fmt.Errorf("upload %s: %w", j.src, err)
+		}
+	}
+	// fsync@openssh.com before the rename, when the server offers it, so
+	// the final name never points at data still in the server's page cache.
+	if err := rf.Sync(); err != nil {
+		var se *sftp.StatusError
+		if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxOpUnsupported {
+			return fmt.Errorf("upload %s: fsync: %w", j.src, err)
 		}
 	}
 	if err := rf.Close(); err != nil {
