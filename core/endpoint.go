@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -399,7 +398,7 @@ func (e *Endpoint) Reauthorize() int {
 		if err := rt.acl.Check(now); err != nil {
 			revoke = append(revoke, c)
 			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
-		} else if c.ident != nil && !sameIdentity(c.ident, now) {
+		} else if c.ident != nil && !c.ident.Equal(now) {
 			revoke = append(revoke, c)
 			reasons = append(reasons, "peer access changed; reconnect")
 		}
@@ -410,23 +409,6 @@ func (e *Endpoint) Reauthorize() int {
 		_ = c.Close(CodeRevoked, reasons[i])
 	}
 	return len(revoke)
-}
-
-// sameIdentity reports whether two identities grant the same access.
-func sameIdentity(a, b *Identity) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	if a.ID != b.ID || !slices.Equal(a.Scopes, b.Scopes) || len(a.Resources) != len(b.Resources) {
-		return false
-	}
-	for k, v := range a.Resources {
-		w, ok := b.Resources[k]
-		if !ok || !slices.Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // ConnCount returns the number of live accepted connections.

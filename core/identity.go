@@ -33,6 +33,24 @@ func (id *Identity) Allows(typ, action string) bool {
 	return action == "" || slices.Contains(actions, action)
 }
 
+// Equal reports whether two identities are the same peer with the same
+// access (nil equals only nil).
+func (id *Identity) Equal(o *Identity) bool {
+	if id == nil || o == nil {
+		return id == o
+	}
+	if id.ID != o.ID || !slices.Equal(id.Scopes, o.Scopes) || len(id.Resources) != len(o.Resources) {
+		return false
+	}
+	for k, v := range id.Resources {
+		w, ok := o.Resources[k]
+		if !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
 // IdentityProvider resolves peers. Implementations must not block: they
 // serve from memory.
 type IdentityProvider interface {

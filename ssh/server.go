@@ -40,6 +40,9 @@ type Server struct {
 	home   string
 	user   string
 	path   string
+
+	liveMu sync.Mutex
+	live   map[*serverConn]struct{} // authenticated SSH connections
 }
 
 // New copies cfg, fills defaults and validates it.
@@ -52,7 +55,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host key: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*serverConn]struct{}{}}
 	s.sshcfg = &gossh.ServerConfig{
 		PublicKeyCallback:       s.checkKey,
 		MaxAuthTries:            cfg.MaxAuthTries,
@@ -123,12 +126,47 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 			mu.Lock()
 			conns[c] = struct{}{}
 			mu.Unlock()
+			s.track(c, true)
 			c.serve(ctx)
+			s.track(c, false)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
 		}()
 	}
+}
+
+func (s *Server) track(c *serverConn, add bool) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if add {
+		s.live[c] = struct{}{}
+	} else {
+		delete(s.live, c)
+	}
+}
+
+// Reauthorize re-resolves the SSH key of every open SSH connection and
+// closes those whose peer was removed, disabled, lost the ssh scope, or
+// changed (the connection holds the identity resolved at login). The SSH key
+// may differ from the QUIC key that core.Endpoint.Reauthorize checks, so the
+// assembly layer calls both after each peer-table reload. It returns how
+// many connections it closed.
+func (s *Server) Reauthorize() int {
+	s.liveMu.Lock()
+	var revoke []*serverConn
+	for c := range s.live {
+		id, _ := s.resolve(c.fp)
+		if !c.id.Equal(id) {
+			revoke = append(revoke, c)
+		}
+	}
+	s.liveMu.Unlock()
+	for _, c := range revoke {
+		s.log.Warn("ssh access revoked", "remote", c.remote, "peer", c.fp)
+		_ = c.sc.Close()
+	}
+	return len(revoke)
 }
 
 // handshake runs the SSH key exchange and authentication on st. It returns

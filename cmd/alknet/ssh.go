@@ -83,6 +83,12 @@ func sshService(env *serveEnv) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if env.peers != nil {
+		// The SSH key may differ from the QUIC key the endpoint re-checks:
+		// a removed or changed peer's SSH sessions are closed too.
+		remove := env.peers.OnReload(func() { srv.Reauthorize() })
+		env.closers = append(env.closers, func() error { remove(); return nil })
+	}
 	return &service{handler: srv, acl: core.AccessControl{RequiredScopes: []string{alkssh.ScopeSSH}}}, nil
 }
 

@@ -1,0 +1,70 @@
+package ssh_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
+	alkssh "github.com/alkdev/alknet/ssh"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// swapPeers is an IdentityProvider whose peer list can be replaced.
+type swapPeers struct {
+	p atomic.Pointer[core.PeerIndex]
+}
+
+func (s *swapPeers) IdentityByFingerprint(fp string) (*core.Identity, bool) {
+	return s.p.Load().IdentityByFingerprint(fp)
+}
+func (s *swapPeers) IdentityByToken(t []byte) (*core.Identity, bool) {
+	return s.p.Load().IdentityByToken(t)
+}
+
+// The SSH key can differ from the QUIC key; revoking the SSH key's peer
+// must still close the open SSH connection.
+func TestReauthorizeClosesRevokedSSHKey(t *testing.T) {
+	gate, user := coretest.Key(t), coretest.Key(t)
+	gateEntry := core.PeerEntry{PeerID: "gate", Fingerprints: []string{gate.NodeID().Fingerprint()}, Scopes: []string{"ssh"}, Enabled: true}
+	userEntry := core.PeerEntry{PeerID: "user", Fingerprints: []string{user.NodeID().Fingerprint()}, Scopes: []string{"ssh", "ssh:exec"}, Enabled: true}
+	peers := &swapPeers{}
+	peers.p.Store(core.NewPeerIndex([]core.PeerEntry{gateEntry, userEntry}))
+	hostKey := coretest.Key(t)
+	h, err := alkssh.New(alkssh.Config{HostKey: hostKey, Identities: peers})
+	require.NoError(t, err)
+	srv := coretest.StartEndpoint(t, core.Config{SecretKey: hostKey, Identities: peers},
+		coretest.Route{Handler: h, ACL: core.AccessControl{RequiredScopes: []string{"ssh"}}})
+
+	login := func() (*gossh.Client, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		conn, err := coretest.ClientEndpoint(t, gate).Dial(ctx, srv.Addr(), alkssh.ALPN)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close(core.CodeOK, "") })
+		return alkssh.NewClient(ctx, conn, user, "tester")
+	}
+	c, err := login()
+	require.NoError(t, err)
+	out, _, err := run(t, c, "echo hi", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "hi\n", out)
+
+	assert.Equal(t, 0, h.Reauthorize(), "nothing changed")
+	peers.p.Store(core.NewPeerIndex([]core.PeerEntry{gateEntry})) // the SSH key's peer is removed
+	assert.Equal(t, 0, srv.Reauthorize(), "the QUIC key still passes its gate")
+	assert.Equal(t, 1, h.Reauthorize())
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("revoked SSH connection still open")
+	}
+	_, err = login()
+	assert.Error(t, err, "the removed key cannot log in again")
+}
