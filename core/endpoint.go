@@ -169,7 +169,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		e.mu.Unlock()
 		return errors.New("alknet: Serve called twice")
 	}
-	ln, err := e.tr.Listen(serverTLS(e.cert, e.ALPNsLocked), e.qconf)
+	ln, err := e.tr.Listen(serverTLS(e.cert, e.ALPNs), e.qconf)
 	if err != nil {
 		e.mu.Unlock()
 		return fmt.Errorf("listen: %w", err)
@@ -206,9 +206,6 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 
 // Ready is closed once Serve is accepting connections.
 func (e *Endpoint) Ready() <-chan struct{} { return e.readyCh }
-
-// ALPNsLocked is the NextProtos callback; it takes the lock itself.
-func (e *Endpoint) ALPNsLocked() []string { return e.ALPNs() }
 
 func (e *Endpoint) isClosed() bool {
 	e.mu.Lock()

@@ -255,23 +255,10 @@ func TestPerPeerConnectionLimit(t *testing.T) {
 	assert.Equal(t, "again", string(got))
 }
 
-// swappable is an IdentityProvider whose index can be replaced.
-type swappable struct {
-	p atomic.Pointer[core.PeerIndex]
-}
-
-func (s *swappable) IdentityByFingerprint(fp string) (*core.Identity, bool) {
-	return s.p.Load().IdentityByFingerprint(fp)
-}
-func (s *swappable) IdentityByToken(tok []byte) (*core.Identity, bool) {
-	return s.p.Load().IdentityByToken(tok)
-}
-
 func TestReauthorizeClosesRevokedPeer(t *testing.T) {
 	ck := coretest.Key(t)
-	prov := &swappable{}
 	entry := core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"echo"}, Enabled: true}
-	prov.p.Store(core.NewPeerIndex([]core.PeerEntry{entry}))
+	prov := coretest.NewPeers(entry)
 	srv := coretest.StartEndpoint(t, core.Config{Identities: prov},
 		coretest.Route{Handler: core.Ping{}, ACL: core.AccessControl{RequiredScopes: []string{"echo"}}})
 	cli := coretest.ClientEndpoint(t, ck)
@@ -283,7 +270,7 @@ func TestReauthorizeClosesRevokedPeer(t *testing.T) {
 
 	assert.Equal(t, 0, srv.Reauthorize(), "nothing changed")
 	entry.Enabled = false
-	prov.p.Store(core.NewPeerIndex([]core.PeerEntry{entry}))
+	prov.Set(entry)
 	assert.Equal(t, 1, srv.Reauthorize())
 	select {
 	case <-c.Context().Done():
@@ -299,9 +286,7 @@ func TestReauthorizeClosesRevokedPeer(t *testing.T) {
 
 func TestReauthorizeClosesChangedIdentityOnOpenALPN(t *testing.T) {
 	ck := coretest.Key(t)
-	prov := &swappable{}
-	entry := core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"msg:fetch"}, Enabled: true}
-	prov.p.Store(core.NewPeerIndex([]core.PeerEntry{entry}))
+	prov := coretest.NewPeers(core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"msg:fetch"}, Enabled: true})
 	srv := coretest.StartEndpoint(t, core.Config{Identities: prov}, coretest.Route{Handler: core.Ping{}})
 	cli := coretest.ClientEndpoint(t, ck)
 	c, err := cli.Dial(ctxT(t), srv.Addr(), core.PingALPN)
@@ -314,7 +299,7 @@ func TestReauthorizeClosesChangedIdentityOnOpenALPN(t *testing.T) {
 	_, err = roundTrip(t, anon, []byte("hi"))
 	require.NoError(t, err)
 
-	prov.p.Store(core.NewPeerIndex(nil)) // the peer is removed
+	prov.Set() // the peer is removed
 	assert.Equal(t, 1, srv.Reauthorize())
 	_, err = roundTrip(t, c, []byte("x"))
 	ce, ok := core.AsCloseError(err)

@@ -161,6 +161,12 @@ func FingerprintFromSSHKey(line []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: not an OpenSSH public key: %v", ErrInvalidKey, err)
 	}
+	return SSHKeyFingerprint(pub)
+}
+
+// SSHKeyFingerprint returns the fingerprint of an SSH public key, which
+// must be ssh-ed25519: the same "ed25519:<hex>" as the node id of the key.
+func SSHKeyFingerprint(pub ssh.PublicKey) (string, error) {
 	cpk, ok := pub.(ssh.CryptoPublicKey)
 	if !ok {
 		return "", fmt.Errorf("%w: unsupported key type %s", ErrInvalidKey, pub.Type())

@@ -17,8 +17,6 @@ import (
 // symlink, nor a symlink swapped in during an operation reaches outside.
 type fsHandler session
 
-func (h *fsHandler) sess() *session { return (*session)(h) }
-
 // name resolves the request path or refuses it.
 func (h *fsHandler) name(p string) (string, error) { return resolve(p) }
 

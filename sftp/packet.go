@@ -74,16 +74,6 @@ type decoder struct {
 
 func (d *decoder) fail() { d.err, d.b = ErrBadPacket, nil }
 
-func (d *decoder) u8() byte {
-	if len(d.b) < 1 {
-		d.fail()
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
 func (d *decoder) u32() uint32 {
 	if len(d.b) < 4 {
 		d.fail()

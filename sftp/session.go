@@ -119,7 +119,7 @@ func (s *session) serve(ctx context.Context) error {
 		return ErrIdle
 	case errors.Is(rerr, ErrPacketTooLarge), errors.Is(rerr, ErrBadPacket):
 		return rerr
-	case rerr == nil || errors.Is(rerr, io.EOF) || errors.Is(rerr, net.ErrClosed) || errors.Is(rerr, io.ErrClosedPipe):
+	case errors.Is(rerr, io.EOF) || errors.Is(rerr, net.ErrClosed) || errors.Is(rerr, io.ErrClosedPipe):
 	case ctx.Err() != nil:
 		return nil
 	default:

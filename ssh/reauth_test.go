@@ -2,7 +2,6 @@ package ssh_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,26 +13,13 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// swapPeers is an IdentityProvider whose peer list can be replaced.
-type swapPeers struct {
-	p atomic.Pointer[core.PeerIndex]
-}
-
-func (s *swapPeers) IdentityByFingerprint(fp string) (*core.Identity, bool) {
-	return s.p.Load().IdentityByFingerprint(fp)
-}
-func (s *swapPeers) IdentityByToken(t []byte) (*core.Identity, bool) {
-	return s.p.Load().IdentityByToken(t)
-}
-
 // The SSH key can differ from the QUIC key; revoking the SSH key's peer
 // must still close the open SSH connection.
 func TestReauthorizeClosesRevokedSSHKey(t *testing.T) {
 	gate, user := coretest.Key(t), coretest.Key(t)
 	gateEntry := core.PeerEntry{PeerID: "gate", Fingerprints: []string{gate.NodeID().Fingerprint()}, Scopes: []string{"ssh"}, Enabled: true}
 	userEntry := core.PeerEntry{PeerID: "user", Fingerprints: []string{user.NodeID().Fingerprint()}, Scopes: []string{"ssh", "ssh:exec"}, Enabled: true}
-	peers := &swapPeers{}
-	peers.p.Store(core.NewPeerIndex([]core.PeerEntry{gateEntry, userEntry}))
+	peers := coretest.NewPeers(gateEntry, userEntry)
 	hostKey := coretest.Key(t)
 	h, err := alkssh.New(alkssh.Config{HostKey: hostKey, Identities: peers})
 	require.NoError(t, err)
@@ -55,7 +41,7 @@ func TestReauthorizeClosesRevokedSSHKey(t *testing.T) {
 	assert.Equal(t, "hi\n", out)
 
 	assert.Equal(t, 0, h.Reauthorize(), "nothing changed")
-	peers.p.Store(core.NewPeerIndex([]core.PeerEntry{gateEntry})) // the SSH key's peer is removed
+	peers.Set(gateEntry) // the SSH key's peer is removed
 	assert.Equal(t, 0, srv.Reauthorize(), "the QUIC key still passes its gate")
 	assert.Equal(t, 1, h.Reauthorize())
 	done := make(chan error, 1)

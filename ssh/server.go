@@ -226,7 +226,7 @@ func (s *Server) resolve(fp string) (*Identity, string) {
 // the fingerprint therefore travels in the returned Permissions, which the
 // library keeps only for the attempt that succeeds.
 func (s *Server) checkKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-	fp, err := fingerprint(key)
+	fp, err := core.SSHKeyFingerprint(key)
 	if err != nil {
 		return nil, err
 	}
@@ -243,23 +243,6 @@ func (s *Server) logAuth(meta gossh.ConnMetadata, method string, err error) {
 		return
 	}
 	s.log.Warn("ssh auth refused", "remote", meta.RemoteAddr().String(), "method", method, "reason", "method not offered")
-}
-
-// fingerprint maps an ssh-ed25519 key to "ed25519:<hex>".
-func fingerprint(key gossh.PublicKey) (string, error) {
-	cpk, ok := key.(gossh.CryptoPublicKey)
-	if !ok || key.Type() != gossh.KeyAlgoED25519 {
-		return "", fmt.Errorf("key type %s not accepted", key.Type())
-	}
-	pub, ok := cpk.CryptoPublicKey().(ed25519.PublicKey)
-	if !ok {
-		return "", fmt.Errorf("key type %s not accepted", key.Type())
-	}
-	id, err := core.NodeIDFromPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	return id.Fingerprint(), nil
 }
 
 // currentUser returns the server user's name, home and login shell.

@@ -60,7 +60,8 @@ directory already holds vault.json or identity.key.`,
 			if err := g.refuseExistingIdentity(); err != nil {
 				return err
 			}
-			if _, err := vault.NewMnemonic(words); err != nil { // check --words before any prompt
+			mnemonic, err := vault.NewMnemonic(words) // checks --words before any prompt
+			if err != nil {
 				return err
 			}
 			bip39, err := optionalSecretFile(bip39File)
@@ -73,10 +74,6 @@ directory already holds vault.json or identity.key.`,
 				return err
 			}
 			defer clear(pass)
-			mnemonic, err := vault.NewMnemonic(words)
-			if err != nil {
-				return err
-			}
 			id, err := g.createVault([]byte(mnemonic), pass, bip39)
 			if err != nil {
 				return err
