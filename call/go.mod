@@ -3,7 +3,7 @@ module github.com/alkdev/alknet/call
 go 1.26.8
 
 require (
-	github.com/alkdev/alknet/core v0.0.0
+	github.com/alkdev/alknet/core v0.1.0
 	github.com/google/jsonschema-go v0.4.3
 	github.com/stretchr/testify v1.12.1
 )
@@ -15,5 +15,3 @@ require (
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
-
-replace github.com/alkdev/alknet/core => ../core

@@ -3,14 +3,14 @@ module github.com/alkdev/alknet/examples
 go 1.26.8
 
 require (
-	github.com/alkdev/alknet/core v0.0.0
+	github.com/alkdev/alknet/core v0.1.0
 	github.com/pkg/sftp v1.13.12
 )
 
 require github.com/kr/fs v0.1.0 // indirect
 
 require (
-	github.com/alkdev/alknet/sftp v0.0.0
+	github.com/alkdev/alknet/sftp v0.1.0
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/stretchr/testify v1.12.1
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
@@ -18,7 +18,3 @@ require (
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
-
-replace github.com/alkdev/alknet/core => ../core
-
-replace github.com/alkdev/alknet/sftp => ../sftp

@@ -4,11 +4,11 @@ go 1.26.8
 
 require (
 	github.com/BurntSushi/toml v1.6.0
-	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
-	github.com/alkdev/alknet/core v0.0.0
-	github.com/alkdev/alknet/sftp v0.0.0
-	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
-	github.com/alkdev/alknet/vault v0.0.0
+	github.com/alkdev/alknet/call v0.1.0
+	github.com/alkdev/alknet/core v0.1.0
+	github.com/alkdev/alknet/sftp v0.1.0
+	github.com/alkdev/alknet/ssh v0.1.0
+	github.com/alkdev/alknet/vault v0.1.0
 	github.com/creack/pty v1.1.24
 	github.com/pkg/sftp v1.13.12
 	github.com/schollz/progressbar/v3 v3.19.1
@@ -32,13 +32,3 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
-
-replace github.com/alkdev/alknet/core => ../../core
-
-replace github.com/alkdev/alknet/vault => ../../vault
-
-replace github.com/alkdev/alknet/call => ../../call
-
-replace github.com/alkdev/alknet/ssh => ../../ssh
-
-replace github.com/alkdev/alknet/sftp => ../../sftp
