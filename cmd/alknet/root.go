@@ -68,7 +68,9 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 		newForwardCmd(g),
 		newPeerCmd(g),
 		newCallCmd(g),
+		newVersionCmd(g),
 	)
+	setVersionFlag(root)
 	return root
 }
 

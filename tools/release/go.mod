@@ -1,0 +1,5 @@
+module github.com/alkdev/alknet/tools/release
+
+go 1.26.8
+
+require golang.org/x/mod v0.42.0
