@@ -3,7 +3,7 @@
 MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
 GOFLAGS_TEST ?= -race -count=1 -timeout 15m
 
-.PHONY: test vet build fuzz bench tidy
+.PHONY: test vet build fuzz bench tidy release-check release
 
 test: vet
 	@set -e; for m in $(MODULES); do \
@@ -33,5 +33,17 @@ fuzz:
 bench:
 	./bench/run.sh
 
+# go mod tidy in every module; sibling modules come from a local module proxy
+# built from this tree, since go mod tidy ignores go.work.
 tidy:
-	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
+	./tools/release/tidy.sh
+
+# Proves that a program outside this repository can go get every module and
+# go install cmd/alknet at a version (a local module proxy, loopback only).
+release-check:
+	./tools/release/check.sh
+
+# Prepares tags <module>/$(VERSION) in dependency order; pushes nothing.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=v0.x.y" >&2; exit 2; }
+	./tools/release/release.sh $(VERSION)
