@@ -3,8 +3,8 @@ module github.com/alkdev/alknet/bench/callbench
 go 1.26.8
 
 require (
-	github.com/alkdev/alknet/call v0.0.0
-	github.com/alkdev/alknet/core v0.0.0
+	github.com/alkdev/alknet/call v0.1.0
+	github.com/alkdev/alknet/core v0.1.0
 	google.golang.org/grpc v1.85.0
 )
 

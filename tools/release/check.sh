@@ -10,7 +10,8 @@
 #   3. in a temporary directory, with GOWORK=off and a fresh module cache,
 #      a consumer module gets every module, builds all their packages, and
 #      runs a loopback round trip importing core and sftp;
-#   4. `go install github.com/alkdev/alknet/cmd/alknet@<version>` works and
+#   4. a build of core/store without cgo fails with the one-line message;
+#   5. `go install github.com/alkdev/alknet/cmd/alknet@<version>` works and
 #      the binary's `alknet version` prints that version.
 # Our modules come only from the local proxy (GONOSUMDB: they are not in the
 # checksum database); third-party modules come from the local module cache,
@@ -25,7 +26,7 @@ step() { echo "== $*"; }
 fail() { echo "release-check: $*" >&2; exit 1; }
 
 step "lint: no replace directive in any go.mod, one sibling version"
-(cd "$root/tools/release" && GOWORK=off go build -o "$tmp/release" .)
+(cd "$root/tools/release" && GOWORK=off go test -count=1 . && GOWORK=off go build -o "$tmp/release" .)
 "$tmp/release" lint -root "$root"
 
 step "local module proxy holding every module at $version"
@@ -72,6 +73,12 @@ go build -o consumer .
 out=$(./consumer) || fail "consumer failed: $out"
 echo "$out"
 case "$out" in "ok: 262144 bytes over alknet/sftp to "*) ;; *) fail "consumer printed '$out'" ;; esac
+
+step "a build without cgo fails with one line naming the cause"
+if nocgo=$(CGO_ENABLED=0 go build -o /dev/null github.com/alkdev/alknet/core/store 2>&1); then
+	fail "core/store built without cgo"
+fi
+grep -q 'SQLite_needs_cgo__install_a_C_compiler' <<<"$nocgo" || fail "unclear failure without cgo: $nocgo"
 
 step "go install github.com/alkdev/alknet/cmd/alknet@$version"
 cd "$tmp"

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -183,6 +184,9 @@ func (ws *workspace) setVersion(version string) error {
 			return err
 		}
 	}
+	if err := ws.setOutsideModules(version); err != nil {
+		return err
+	}
 	for _, r := range ws.work.Replace {
 		if ws.isSibling(r.Old.Path) {
 			if err := ws.work.DropReplace(r.Old.Path, r.Old.Version); err != nil {
@@ -244,4 +248,55 @@ func (ws *workspace) dependencyOrder() ([]*wsModule, error) {
 		order = append(order, next...)
 	}
 	return order, nil
+}
+
+// setOutsideModules sets the sibling requirements of the repository's
+// modules that go.work does not use (bench/callbench), which keep replace
+// directives to the tree but must still list the versions the siblings
+// require of each other.
+func (ws *workspace) setOutsideModules(version string) error {
+	inWork := map[string]bool{}
+	for _, m := range ws.modules {
+		inWork[filepath.Join(m.dir, "go.mod")] = true
+	}
+	return filepath.WalkDir(ws.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != ws.root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "vendor") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Name() != "go.mod" || inWork[p] {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f, err := modfile.Parse(p, data, nil)
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, r := range f.Require {
+			if ws.isSibling(r.Mod.Path) && r.Mod.Version != version {
+				if err := f.AddRequire(r.Mod.Path, version); err != nil {
+					return err
+				}
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		f.Cleanup()
+		b, err := f.Format()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, b, 0o644)
+	})
 }
