@@ -31,7 +31,7 @@ step "lint: no replace directive in any go.mod, one sibling version"
 
 step "local module proxy holding every module at $version"
 "$tmp/release" proxy -root "$root" -version "$version" -out "$tmp/proxy"
-mapfile -t modules < <(find "$tmp/proxy" -name list -path '*/@v/list' | sed "s|^$tmp/proxy/||; s|/@v/list$||" | sort)
+modules=($(find "$tmp/proxy" -name list -path '*/@v/list' | sed "s|^$tmp/proxy/||; s|/@v/list$||" | sort))
 [ "${#modules[@]}" -gt 0 ] || fail "the proxy holds no module"
 
 usercache=$(go env GOMODCACHE)

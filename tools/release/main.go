@@ -13,14 +13,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 )
-
-var errUsage = errors.New("usage: release lint|current|set|tags|proxy -root DIR [-version V] [-out DIR]")
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {

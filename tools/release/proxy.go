@@ -29,7 +29,7 @@ func (ws *workspace) writeProxy(dir, version string) error {
 	}
 	for _, m := range ws.modules {
 		if err := ws.writeModule(dir, m, version); err != nil {
-			return fmt.Errorf("release: module %s: %w", m.path, err)
+			return fmt.Errorf("alknet/release: module %s: %w", m.path, err)
 		}
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -28,15 +27,6 @@ type wsModule struct {
 	rel  string // directory relative to the workspace root, slash-separated
 	file *modfile.File
 }
-
-var (
-	errReplace     = errors.New("release: a go.mod of the workspace has a replace directive")
-	errMixed       = errors.New("release: sibling requirements name different versions")
-	errBadVersion  = errors.New("release: not a canonical semantic version")
-	errNoSiblings  = errors.New("release: no module requires a sibling")
-	errNotInWork   = errors.New("release: module is not used by go.work")
-	errDuplicateWS = errors.New("release: two workspace modules share a path")
-)
 
 // loadWorkspace reads root/go.work and every go.mod it uses.
 func loadWorkspace(root string) (*workspace, error) {
@@ -67,7 +57,7 @@ func loadWorkspace(root string) (*workspace, error) {
 			return nil, err
 		}
 		if f.Module == nil {
-			return nil, fmt.Errorf("release: %s has no module line", gomod)
+			return nil, fmt.Errorf("alknet/release: %s has no module line", gomod)
 		}
 		p := f.Module.Mod.Path
 		if seen[p] {
@@ -214,8 +204,6 @@ func validVersion(v string) bool {
 // tagPrefix is the module's directory relative to the repository root, the
 // prefix of its tags (core/v0.1.0).
 func (m *wsModule) tagPrefix() string { return m.rel }
-
-var errCycle = errors.New("release: sibling requirements form a cycle")
 
 // dependencyOrder lists the modules so that each comes after the siblings it
 // requires: modules with no sibling requirement first, then those needing
