@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -32,9 +34,19 @@ type Endpoint struct {
 	alpns    []string // registration order
 	conns    map[*quicConn]struct{}
 	perPeer  map[NodeID]int
+	known    int                // tracked connections with an identity
+	anon     int                // tracked anonymous connections
+	anonIP   map[netip.Addr]int // tracked anonymous connections per source IP
+	gen      uint64             // bumped by Reauthorize; accept re-checks when it moved
 	listener *quic.Listener
 	serving  bool
 	closed   bool
+
+	handshaking atomic.Int64 // server handshakes in progress
+
+	// Test hooks, nil outside tests (see export_test.go).
+	hookAfterResolve func()
+	hookConnInfo     func(addrVerified bool)
 
 	drainCtx    context.Context
 	startDrain  context.CancelFunc
@@ -76,15 +88,22 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		cert:       cert,
 		log:        cfg.Logger,
 		udp:        udp,
-		tr:         &quic.Transport{Conn: udp},
 		idents:     cfg.Identities,
 		routes:     make(map[string]route),
 		conns:      make(map[*quicConn]struct{}),
 		perPeer:    make(map[NodeID]int),
+		anonIP:     make(map[netip.Addr]int),
 		drainCtx:   drainCtx,
 		startDrain: startDrain,
 		closedCh:   make(chan struct{}),
 		readyCh:    make(chan struct{}),
+	}
+	resetKey := statelessResetKey(cfg.SecretKey)
+	e.tr = &quic.Transport{
+		Conn:                udp,
+		StatelessResetKey:   &resetKey,
+		ConnContext:         e.connContext,
+		VerifySourceAddress: e.verifySourceAddress,
 	}
 	e.qconf = &quic.Config{
 		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
@@ -215,9 +234,17 @@ func (e *Endpoint) isClosed() bool {
 
 // accept authorizes a new connection and starts its handler.
 func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
+	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
+		hs.done()
+	}
 	state := qc.ConnectionState().TLS
 	alpn := state.NegotiatedProtocol
 	remote := qc.RemoteAddr().String()
+	if e.drainCtx.Err() != nil {
+		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
+		return
+	}
 	id, err := verifiedNodeID(state)
 	if err != nil { // cannot happen: the handshake verified it
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
@@ -228,6 +255,7 @@ func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
 
 	e.mu.Lock()
 	rt, ok := e.routes[alpn]
+	gen := e.gen
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
@@ -241,19 +269,34 @@ func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
 		return
 	}
-	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx}
-	if reason := e.track(c); reason != "" {
+	if e.hookAfterResolve != nil {
+		e.hookAfterResolve()
+	}
+	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}
+	code, reason := e.track(c, rt.acl, gen)
+	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeLimit), reason)
+		qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		return
 	}
 	peerID := ""
-	if ident != nil {
-		peerID = ident.ID
+	if c.ident != nil {
+		peerID = c.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
-	e.handlers.Add(1)
 	go e.run(ctx, rt.h, c, log)
+}
+
+// remoteIP returns the source IP of addr, IPv4-mapped addresses unmapped.
+func remoteIP(addr net.Addr) netip.Addr {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		return ua.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // verifiedNodeID returns the peer key of a completed handshake, whose
@@ -280,28 +323,66 @@ func (e *Endpoint) resolve(fp string) *Identity {
 	return id
 }
 
-// track counts c against the limits; it returns a refusal reason or "".
-func (e *Endpoint) track(c *quicConn) string {
+// track counts c against the limits and registers its handler goroutine
+// with the drain group; it returns a refusal code and reason, or "". gen is
+// the Reauthorize generation read before c's identity was resolved: when a
+// reload ran since, the identity is resolved and checked again here, under
+// the lock Reauthorize takes, so that resolve, check and track are atomic
+// against reloads.
+func (e *Endpoint) track(c *quicConn, acl AccessControl, gen uint64) (uint64, string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return "endpoint shutting down"
+		return CodeShutdown, "endpoint shutting down"
 	}
-	if e.cfg.MaxConns > 0 && len(e.conns) >= e.cfg.MaxConns {
-		return fmt.Sprintf("too many connections (limit %d)", e.cfg.MaxConns)
+	if e.gen != gen {
+		c.ident = e.resolve(c.remoteID.Fingerprint())
+		if err := acl.Check(c.ident); err != nil {
+			return CodeForbidden, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error())
+		}
 	}
-	if e.cfg.MaxConnsPerPeer > 0 && e.perPeer[c.remoteID] >= e.cfg.MaxConnsPerPeer {
-		return fmt.Sprintf("too many connections from this peer (limit %d)", e.cfg.MaxConnsPerPeer)
+	c.anon = c.ident == nil
+	if c.anon {
+		switch {
+		case e.cfg.MaxAnonConns < 0:
+			return CodeLimit, "anonymous connections are not accepted"
+		case e.anon >= e.cfg.MaxAnonConns:
+			return CodeLimit, fmt.Sprintf("too many anonymous connections (limit %d)", e.cfg.MaxAnonConns)
+		case e.cfg.MaxAnonConnsPerIP > 0 && e.anonIP[c.ip] >= e.cfg.MaxAnonConnsPerIP:
+			return CodeLimit, fmt.Sprintf("too many anonymous connections from this address (limit %d)", e.cfg.MaxAnonConnsPerIP)
+		}
+		if e.cfg.MaxAnonStreams > 0 {
+			c.streams = make(chan struct{}, e.cfg.MaxAnonStreams)
+		}
+		e.anon++
+		e.anonIP[c.ip]++
+	} else {
+		if e.cfg.MaxConns > 0 && e.known >= e.cfg.MaxConns {
+			return CodeLimit, fmt.Sprintf("too many connections (limit %d)", e.cfg.MaxConns)
+		}
+		if e.cfg.MaxConnsPerPeer > 0 && e.perPeer[c.remoteID] >= e.cfg.MaxConnsPerPeer {
+			return CodeLimit, fmt.Sprintf("too many connections from this peer (limit %d)", e.cfg.MaxConnsPerPeer)
+		}
+		e.known++
+		e.perPeer[c.remoteID]++
 	}
 	e.conns[c] = struct{}{}
-	e.perPeer[c.remoteID]++
-	return ""
+	e.handlers.Add(1)
+	return CodeOK, ""
 }
 
 func (e *Endpoint) untrack(c *quicConn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.conns, c)
+	if c.anon {
+		e.anon--
+		if e.anonIP[c.ip]--; e.anonIP[c.ip] <= 0 {
+			delete(e.anonIP, c.ip)
+		}
+		return
+	}
+	e.known--
 	if e.perPeer[c.remoteID]--; e.perPeer[c.remoteID] <= 0 {
 		delete(e.perPeer, c.remoteID)
 	}
@@ -312,6 +393,14 @@ func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log 
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
+	if c.anon && e.cfg.AnonLifetime > 0 {
+		reason := fmt.Sprintf("anonymous connection lifetime reached (limit %s)", e.cfg.AnonLifetime)
+		t := time.AfterFunc(e.cfg.AnonLifetime, func() {
+			log.Info("connection closed", "reason", reason)
+			_ = c.Close(CodeLimit, reason)
+		})
+		defer t.Stop()
+	}
 	code, reason := CodeOK, ""
 	defer func() {
 		if r := recover(); r != nil {
@@ -384,6 +473,7 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 // after each reload so that revocation reaches open connections.
 func (e *Endpoint) Reauthorize() int {
 	e.mu.Lock()
+	e.gen++
 	var revoke []*quicConn
 	var reasons []string
 	for c := range e.conns {
@@ -440,10 +530,10 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 		<-e.closedCh
 		return nil
 	}
+	// The listener stays open while draining: accept closes new
+	// connections with CodeShutdown at once instead of leaving dials to
+	// time out.
 	e.startDrain()
-	if ln != nil {
-		_ = ln.Close()
-	}
 	done := make(chan struct{})
 	go func() { e.handlers.Wait(); close(done) }()
 	var err error
@@ -465,6 +555,9 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 		<-done // handlers return once their connections are closed
 	}
 	e.closeOnce.Do(func() {
+		if ln != nil {
+			_ = ln.Close()
+		}
 		_ = e.tr.Close()
 		_ = e.udp.Close()
 		close(e.closedCh)

@@ -218,8 +218,13 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 }
 
 func TestPerPeerConnectionLimit(t *testing.T) {
-	srv := coretest.StartEndpoint(t, core.Config{MaxConnsPerPeer: 2}, coretest.Route{Handler: core.Ping{}})
-	cli := coretest.ClientEndpoint(t, core.SecretKey{})
+	ck, ok2 := coretest.Key(t), coretest.Key(t)
+	prov := coretest.NewPeers(
+		core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Enabled: true},
+		core.PeerEntry{PeerID: "o", Fingerprints: []string{ok2.NodeID().Fingerprint()}, Enabled: true},
+	)
+	srv := coretest.StartEndpoint(t, core.Config{MaxConnsPerPeer: 2, Identities: prov}, coretest.Route{Handler: core.Ping{}})
+	cli := coretest.ClientEndpoint(t, ck)
 	var conns []core.Conn
 	for range 2 {
 		c, err := cli.Dial(ctxT(t), srv.Addr(), core.PingALPN)
@@ -238,7 +243,7 @@ func TestPerPeerConnectionLimit(t *testing.T) {
 	assert.Contains(t, ce.Reason, "too many connections from this peer")
 
 	// Another key is not affected.
-	other := coretest.ClientEndpoint(t, core.SecretKey{})
+	other := coretest.ClientEndpoint(t, ok2)
 	c2, err := other.Dial(ctxT(t), srv.Addr(), core.PingALPN)
 	require.NoError(t, err)
 	got, err := roundTrip(t, c2, []byte("fine"))
