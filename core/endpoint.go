@@ -447,7 +447,8 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 		}
 		var he *quic.HandshakeTimeoutError
-		if errors.As(err, &he) {
+		var ie *quic.IdleTimeoutError // what quic-go reports when the handshake hears nothing
+		if errors.As(err, &he) || errors.As(err, &ie) {
 			return nil, fmt.Errorf("dial %s: no answer within %s (node unreachable?)", addr, e.cfg.HandshakeTimeout)
 		}
 		var te *quic.TransportError
