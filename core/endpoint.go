@@ -33,6 +33,7 @@ type Endpoint struct {
 	routes   map[string]route
 	alpns    []string // registration order
 	conns    map[*quicConn]struct{}
+	dialed   map[*quicConn]struct{} // open connections made by Dial
 	perPeer  map[NodeID]int
 	known    int                // tracked connections with an identity
 	anon     int                // tracked anonymous connections
@@ -91,6 +92,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		idents:     cfg.Identities,
 		routes:     make(map[string]route),
 		conns:      make(map[*quicConn]struct{}),
+		dialed:     make(map[*quicConn]struct{}),
 		perPeer:    make(map[NodeID]int),
 		anonIP:     make(map[netip.Addr]int),
 		drainCtx:   drainCtx,
@@ -219,7 +221,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		e.accept(ctx, qc)
+		e.accept(qc)
 	}
 }
 
@@ -233,7 +235,7 @@ func (e *Endpoint) isClosed() bool {
 }
 
 // accept authorizes a new connection and starts its handler.
-func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
+func (e *Endpoint) accept(qc *quic.Conn) {
 	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
 		hs.done()
 	}
@@ -284,7 +286,7 @@ func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
 		peerID = c.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
-	go e.run(ctx, rt.h, c, log)
+	go e.run(rt.h, c, log)
 }
 
 // remoteIP returns the source IP of addr, IPv4-mapped addresses unmapped.
@@ -389,7 +391,7 @@ func (e *Endpoint) untrack(c *quicConn) {
 }
 
 // run is the isolated handler goroutine of one connection.
-func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log *slog.Logger) {
+func (e *Endpoint) run(h ProtocolHandler, c *quicConn, log *slog.Logger) {
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
@@ -413,7 +415,11 @@ func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log 
 		_ = c.Close(code, reason)
 		log.Debug("connection closed", "dur", time.Since(start))
 	}()
-	hctx, cancel := mergeCancel(c.qc.Context(), ctx)
+	// The handler's context ends with its connection, not with Serve's
+	// context: cancelling Serve drains (AcceptStream reports
+	// ErrShuttingDown, work in flight finishes) and closes the
+	// connections only when DrainTimeout runs out.
+	hctx, cancel := context.WithCancel(c.qc.Context())
 	defer cancel()
 	if err := h.ServeConn(hctx, c); err != nil && !isConnGone(err) && !errors.Is(err, ErrShuttingDown) {
 		log.Warn("handler error", "err", err)
@@ -463,7 +469,21 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 	}
-	return &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id.Fingerprint())}, nil
+	c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id.Fingerprint())}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = c.Close(CodeShutdown, "endpoint shutting down")
+		return nil, ErrClosed
+	}
+	e.dialed[c] = struct{}{}
+	e.mu.Unlock()
+	context.AfterFunc(qc.Context(), func() {
+		e.mu.Lock()
+		delete(e.dialed, c)
+		e.mu.Unlock()
+	})
+	return c, nil
 }
 
 // Reauthorize re-resolves the identity of every live accepted connection and
@@ -517,7 +537,8 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 func (e *Endpoint) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	return e.shutdown(ctx, true)
+	_ = e.shutdown(ctx, true) // reports only that handlers were cut off, which Close means
+	return nil
 }
 
 func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
@@ -540,12 +561,21 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 	var err error
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
+	// Closing says goodbye to every peer, dialed ones included, so that
+	// none waits out its idle timeout.
 	e.mu.Lock()
-	conns := make([]*quicConn, 0, len(e.conns))
+	conns := make([]*quicConn, 0, len(e.conns)+len(e.dialed))
 	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	for c := range e.dialed {
 		conns = append(conns, c)
 	}
 	e.mu.Unlock()

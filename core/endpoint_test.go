@@ -363,3 +363,28 @@ func TestPipeInMemory(t *testing.T) {
 	assert.Equal(t, "go away", ce.Reason)
 	assert.True(t, ce.Remote)
 }
+
+// TestReauthorizeClosesOnOneRevokedAction revokes one resource action of a
+// peer whose connection's ALPN gate does not look at resources: the
+// handler holds the identity of the accept, so the connection must go.
+func TestReauthorizeClosesOnOneRevokedAction(t *testing.T) {
+	ck := coretest.Key(t)
+	entry := core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"git"},
+		Resources: map[string][]string{"git:repo/alpha": {"read", "write"}}, Enabled: true}
+	prov := coretest.NewPeers(entry)
+	srv := coretest.StartEndpoint(t, core.Config{Identities: prov},
+		coretest.Route{Handler: core.Ping{}, ACL: core.AccessControl{RequiredScopes: []string{"git"}}})
+	c, err := coretest.ClientEndpoint(t, ck).Dial(ctxT(t), srv.Addr(), core.PingALPN)
+	require.NoError(t, err)
+	_, err = roundTrip(t, c, []byte("hi"))
+	require.NoError(t, err)
+
+	entry.Resources = map[string][]string{"git:repo/alpha": {"read"}}
+	prov.Set(entry)
+	assert.Equal(t, 1, srv.Reauthorize())
+	_, err = roundTrip(t, c, []byte("x"))
+	ce, ok := core.AsCloseError(err)
+	require.True(t, ok, "got %v", err)
+	assert.Equal(t, core.CodeRevoked, ce.Code)
+	assert.Equal(t, "peer access changed; reconnect", ce.Reason)
+}
