@@ -132,7 +132,7 @@ func TestIdentityReachesHandler(t *testing.T) {
 	h := funcHandler{"alknet/who", func(_ context.Context, c core.Conn) error { got <- c.Identity(); return nil }}
 	p := coretest.NewPair(t, []string{"who"}, coretest.Route{Handler: h, ACL: core.AccessControl{RequiredScopes: []string{"who"}}})
 	p.Dial(t, "alknet/who")
-	id := <-got
+	id := recv(t, got, "the handler runs")
 	require.NotNil(t, id)
 	assert.Equal(t, "client", id.ID)
 	assert.Equal(t, []string{"who"}, id.Scopes)
@@ -174,7 +174,11 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 			return err
 		}
 		close(started)
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		_, _ = io.WriteString(s, "done")
 		_ = s.CloseWrite()
 		finished.Store(true)
@@ -195,7 +199,7 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Write([]byte("go"))
 	require.NoError(t, err)
-	<-started
+	recv(t, started, "the handler got the stream")
 
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- srv.Shutdown(ctxT(t)) }()
@@ -209,7 +213,7 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "done", string(reply))
 	_ = s.CloseWrite()
-	require.NoError(t, <-shutdownDone)
+	require.NoError(t, recv(t, shutdownDone, "Shutdown returns once the handler is done"))
 	assert.True(t, finished.Load())
 	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
