@@ -27,12 +27,13 @@ type ProtocolHandler interface {
 type Conn interface {
 	// ALPN is the protocol negotiated in the handshake.
 	ALPN() string
-	// RemoteID is the peer's verified node id.
+	// RemoteID is the peer's verified node id; zero when the peer showed no
+	// certificate (an anonymous caller).
 	RemoteID() NodeID
 	// RemoteAddr is the peer's UDP address.
 	RemoteAddr() net.Addr
 	// Identity is the peer's identity, resolved once when the connection was
-	// accepted; nil when the peer is unknown.
+	// accepted; nil when the peer is unknown or showed no certificate.
 	Identity() *Identity
 	// AcceptStream waits for the next stream the peer opens. It returns
 	// ErrShuttingDown when the endpoint drains.

@@ -247,13 +247,15 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
 		return
 	}
-	id, err := verifiedNodeID(state)
-	if err != nil { // cannot happen: the handshake verified it
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
-		return
+	var id NodeID // zero: the client showed no certificate
+	if len(state.PeerCertificates) > 0 {
+		var err error
+		if id, err = verifiedNodeID(state); err != nil { // cannot happen: the handshake verified it
+			qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+			return
+		}
 	}
-	fp := id.Fingerprint()
-	log := e.log.With("alpn", alpn, "peer", fp, "remote", remote)
+	log := e.log.With("alpn", alpn, "peer", peerName(id), "remote", remote)
 
 	e.mu.Lock()
 	rt, ok := e.routes[alpn]
@@ -264,7 +266,7 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
 		return
 	}
-	ident := e.resolve(fp)
+	ident := e.resolve(id)
 	if err := rt.acl.Check(ident); err != nil {
 		reason := fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
 		log.Warn("connection refused", "reason", reason)
@@ -314,11 +316,23 @@ func verifiedNodeID(s tls.ConnectionState) (NodeID, error) {
 	return NodeIDFromPublicKey(pub)
 }
 
-func (e *Endpoint) resolve(fp string) *Identity {
-	if e.idents == nil {
+// peerName is how logs name a caller: its fingerprint, or "anonymous" when
+// it showed no certificate.
+func peerName(id NodeID) string {
+	if id.IsZero() {
+		return "anonymous"
+	}
+	return id.Fingerprint()
+}
+
+// resolve returns the identity of node id, or nil when it is unknown. The
+// zero id (a caller without a certificate, or the all-zero key, which
+// anyone can sign for) is never resolved.
+func (e *Endpoint) resolve(nid NodeID) *Identity {
+	if e.idents == nil || nid.IsZero() {
 		return nil
 	}
-	id, ok := e.idents.IdentityByFingerprint(fp)
+	id, ok := e.idents.IdentityByFingerprint(nid.Fingerprint())
 	if !ok {
 		return nil
 	}
@@ -338,7 +352,7 @@ func (e *Endpoint) track(c *quicConn, acl AccessControl, gen uint64) (uint64, st
 		return CodeShutdown, "endpoint shutting down"
 	}
 	if e.gen != gen {
-		c.ident = e.resolve(c.remoteID.Fingerprint())
+		c.ident = e.resolve(c.remoteID)
 		if err := acl.Check(c.ident); err != nil {
 			return CodeForbidden, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error())
 		}
@@ -469,7 +483,7 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 	}
-	c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id.Fingerprint())}
+	c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id)}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -502,7 +516,7 @@ func (e *Endpoint) Reauthorize() int {
 		if !ok {
 			continue
 		}
-		now := e.resolve(c.remoteID.Fingerprint())
+		now := e.resolve(c.remoteID)
 		if err := rt.acl.Check(now); err != nil {
 			revoke = append(revoke, c)
 			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
@@ -513,7 +527,7 @@ func (e *Endpoint) Reauthorize() int {
 	}
 	e.mu.Unlock()
 	for i, c := range revoke {
-		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", c.remoteID.Fingerprint(), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
+		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", peerName(c.remoteID), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
 		_ = c.Close(CodeRevoked, reasons[i])
 	}
 	return len(revoke)
