@@ -48,7 +48,8 @@ type Config struct {
 	// negative refuses every anonymous connection.
 	MaxAnonConns int
 	// MaxAnonConnsPerIP caps concurrent anonymous connections from one
-	// source IP address. Zero means 8; negative means no per-address limit.
+	// source IPv4 address or IPv6 /64. Zero means 8; negative means no
+	// per-address limit.
 	MaxAnonConnsPerIP int
 	// MaxAnonStreams is the number of streams an anonymous connection may
 	// have open at once; the handler never sees more, and further streams

@@ -291,16 +291,20 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	go e.run(rt.h, c, log)
 }
 
-// remoteIP returns the source IP of addr, IPv4-mapped addresses unmapped.
+// remoteIP returns the source of addr that the per-address cap counts:
+// the IPv4 address (IPv4-mapped addresses unmapped), or the IPv6 /64, which
+// one host or site usually owns whole.
 func remoteIP(addr net.Addr) netip.Addr {
+	var ip netip.Addr
 	if ua, ok := addr.(*net.UDPAddr); ok {
-		return ua.AddrPort().Addr().Unmap()
+		ip = ua.AddrPort().Addr().Unmap()
+	} else if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		ip = ap.Addr().Unmap()
 	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return netip.Addr{}
+	if ip.Is6() {
+		ip = netip.PrefixFrom(ip.WithZone(""), 64).Masked().Addr()
 	}
-	return ap.Addr().Unmap()
+	return ip
 }
 
 // verifiedNodeID returns the peer key of a completed handshake, whose

@@ -2,6 +2,8 @@ package core
 
 import (
 	"crypto/tls"
+	"net"
+	"net/netip"
 	"testing"
 )
 
@@ -31,3 +33,6 @@ func Crash(e *Endpoint) { _ = e.udp.Close() }
 
 // StatelessResetKeyOf returns the stateless reset key derived from k.
 func StatelessResetKeyOf(k SecretKey) [32]byte { return statelessResetKey(k) }
+
+// SourceKey returns what the per-address cap counts for addr.
+func SourceKey(addr net.Addr) netip.Addr { return remoteIP(addr) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -361,4 +362,19 @@ func TestReloadDuringAcceptKeepsAllowedPeer(t *testing.T) {
 	got, err := roundTrip(t, c, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "extra", string(got), "the handler sees the identity of the reload")
+}
+
+func TestAnonymousSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7:4433":                       "192.0.2.7",
+		"[::ffff:192.0.2.7]:4433":              "192.0.2.7",
+		"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:1": "2001:db8:1:2::",
+		"[2001:db8:1:2::9]:2":                  "2001:db8:1:2::",
+		"[2001:db8:1:3::9]:2":                  "2001:db8:1:3::",
+		"[fe80::1%lo]:2":                       "fe80::",
+	} {
+		ap := netip.MustParseAddrPort(in)
+		got := core.SourceKey(net.UDPAddrFromAddrPort(ap))
+		assert.Equal(t, want, got.String(), in)
+	}
 }
