@@ -26,17 +26,46 @@ type Config struct {
 	// means 60s.
 	IdleTimeout time.Duration
 	// KeepAlivePeriod sends a keep-alive this often so idle connections
-	// survive NAT and the idle timeout. Zero means 15s; negative disables.
+	// survive NAT and the idle timeout, and so that a dead peer is noticed
+	// within IdleTimeout. Zero means 15s; negative disables. A period not
+	// shorter than IdleTimeout is lowered to half of it.
 	KeepAlivePeriod time.Duration
 	// MaxIncomingStreams is the number of concurrent streams a peer may open
 	// on one connection. Zero means 256; negative means none.
 	MaxIncomingStreams int64
-	// MaxConnsPerPeer caps concurrent connections from one key. Zero means
-	// 64; negative means no limit.
+	// MaxConnsPerPeer caps concurrent connections from one known key. Zero
+	// means 64; negative means no limit.
 	MaxConnsPerPeer int
-	// MaxConns caps concurrent accepted connections. Zero means 4096;
-	// negative means no limit.
+	// MaxConns caps concurrent accepted connections of known peers (those
+	// the IdentityProvider resolves). Anonymous connections never count
+	// against it: they have their own pool (MaxAnonConns), so they cannot
+	// crowd out an authorized peer. Zero means 4096; negative means no
+	// limit.
 	MaxConns int
+
+	// MaxAnonConns caps concurrent anonymous connections (a key the
+	// IdentityProvider does not know, on an open ALPN). Zero means 256;
+	// negative refuses every anonymous connection.
+	MaxAnonConns int
+	// MaxAnonConnsPerIP caps concurrent anonymous connections from one
+	// source IPv4 address or IPv6 /64. Zero means 8; negative means no
+	// per-address limit.
+	MaxAnonConnsPerIP int
+	// MaxAnonStreams is the number of streams an anonymous connection may
+	// have open at once; the handler never sees more, and further streams
+	// are reset with CodeLimit. Zero means 8; negative means no limit
+	// beyond MaxIncomingStreams.
+	MaxAnonStreams int
+	// AnonLifetime closes an anonymous connection this long after it was
+	// accepted, whatever its traffic, with CodeLimit. Zero means 10m;
+	// negative means no limit.
+	AnonLifetime time.Duration
+	// RetryAbove turns on QUIC source-address validation (a Retry round
+	// trip, RFC 9000 section 8.1.2) for new connection attempts while more
+	// than this many handshakes are in progress, so that spoofed Initial
+	// packets cannot pile up handshake state. Zero means 64; negative
+	// validates every connection attempt.
+	RetryAbove int
 	// StreamReceiveWindow is the largest flow-control window of one stream,
 	// in bytes. Zero means 16 MiB.
 	StreamReceiveWindow int64
@@ -44,7 +73,8 @@ type Config struct {
 	// connection, in bytes. Zero means 32 MiB.
 	ConnReceiveWindow int64
 	// DrainTimeout is how long Serve waits for handlers when its context is
-	// cancelled before closing connections. Zero means 5s.
+	// cancelled before closing connections. Zero means 5s. While draining,
+	// new connections are closed with CodeShutdown at once.
 	DrainTimeout time.Duration
 }
 
@@ -60,6 +90,22 @@ func (c Config) withDefaults() Config {
 	def(&c.DrainTimeout, 5*time.Second)
 	if c.KeepAlivePeriod < 0 {
 		c.KeepAlivePeriod = 0
+	}
+	if c.IdleTimeout > 0 && c.KeepAlivePeriod >= c.IdleTimeout {
+		c.KeepAlivePeriod = c.IdleTimeout / 2
+	}
+	def(&c.AnonLifetime, 10*time.Minute)
+	if c.MaxAnonConns == 0 {
+		c.MaxAnonConns = 256
+	}
+	if c.MaxAnonConnsPerIP == 0 {
+		c.MaxAnonConnsPerIP = 8
+	}
+	if c.MaxAnonStreams == 0 {
+		c.MaxAnonStreams = 8
+	}
+	if c.RetryAbove == 0 {
+		c.RetryAbove = 64
 	}
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = 256

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -24,12 +27,13 @@ type ProtocolHandler interface {
 type Conn interface {
 	// ALPN is the protocol negotiated in the handshake.
 	ALPN() string
-	// RemoteID is the peer's verified node id.
+	// RemoteID is the peer's verified node id; zero when the peer showed no
+	// certificate (an anonymous caller).
 	RemoteID() NodeID
 	// RemoteAddr is the peer's UDP address.
 	RemoteAddr() net.Addr
 	// Identity is the peer's identity, resolved once when the connection was
-	// accepted; nil when the peer is unknown.
+	// accepted; nil when the peer is unknown or showed no certificate.
 	Identity() *Identity
 	// AcceptStream waits for the next stream the peer opens. It returns
 	// ErrShuttingDown when the endpoint drains.
@@ -58,6 +62,11 @@ type quicConn struct {
 	remoteID NodeID
 	ident    *Identity
 	drain    context.Context // cancelled when the endpoint starts to drain
+
+	// Set for accepted connections by Endpoint.track.
+	anon    bool          // no identity: counted in the anonymous pool
+	ip      netip.Addr    // source address, for the per-address cap
+	streams chan struct{} // one token per open stream; nil = no cap
 }
 
 func (c *quicConn) ALPN() string         { return c.alpn }
@@ -77,14 +86,29 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 		ctx, stop = mergeCancel(ctx, c.drain)
 		defer stop()
 	}
-	s, err := c.qc.AcceptStream(ctx)
-	if err != nil {
-		if c.drain != nil && c.drain.Err() != nil && errors.Is(err, context.Canceled) {
-			return nil, ErrShuttingDown
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			if c.drain != nil && c.drain.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil, ErrShuttingDown
+			}
+			return nil, wrapQUICError(err)
 		}
-		return nil, wrapQUICError(err)
+		if c.streams == nil {
+			return newStream(s, c.qc), nil
+		}
+		select {
+		case c.streams <- struct{}{}:
+			qs := newStream(s, c.qc)
+			qs.release = func() { <-c.streams }
+			return qs, nil
+		default:
+			// Over the cap: the peer learns why from the reset code, and
+			// the handler never sees the stream.
+			s.CancelRead(quic.StreamErrorCode(CodeLimit))
+			s.CancelWrite(quic.StreamErrorCode(CodeLimit))
+		}
 	}
-	return newStream(s, c.qc), nil
 }
 
 func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
@@ -150,6 +174,24 @@ type quicStream struct {
 	s         *quic.Stream
 	qc        *quic.Conn
 	closeOnce sync.Once
+
+	// release frees the stream's slot of a capped connection once both
+	// directions are done (or on Close); nil when uncapped.
+	release     func()
+	releaseOnce sync.Once
+	readDone    atomic.Bool
+	writeDone   atomic.Bool
+}
+
+// finished marks one direction done and frees the slot when both are.
+func (s *quicStream) finished(dir *atomic.Bool) {
+	if s.release == nil {
+		return
+	}
+	dir.Store(true)
+	if s.readDone.Load() && s.writeDone.Load() {
+		s.releaseOnce.Do(s.release)
+	}
 }
 
 func newStream(s *quic.Stream, qc *quic.Conn) *quicStream { return &quicStream{s: s, qc: qc} }
@@ -157,6 +199,9 @@ func newStream(s *quic.Stream, qc *quic.Conn) *quicStream { return &quicStream{s
 func (s *quicStream) Read(p []byte) (int, error) {
 	n, err := s.s.Read(p)
 	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.finished(&s.readDone)
+		}
 		err = wrapQUICError(err)
 	}
 	return n, err
@@ -165,13 +210,20 @@ func (s *quicStream) Read(p []byte) (int, error) {
 func (s *quicStream) Write(p []byte) (int, error) {
 	n, err := s.s.Write(p)
 	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.finished(&s.writeDone)
+		}
 		err = wrapQUICError(err)
 	}
 	return n, err
 }
 
 // CloseWrite sends FIN.
-func (s *quicStream) CloseWrite() error { return s.s.Close() }
+func (s *quicStream) CloseWrite() error {
+	err := s.s.Close()
+	s.finished(&s.writeDone)
+	return err
+}
 
 // Close closes both directions: FIN for writing, STOP_SENDING for reading.
 func (s *quicStream) Close() error {
@@ -179,6 +231,9 @@ func (s *quicStream) Close() error {
 	s.closeOnce.Do(func() {
 		s.s.CancelRead(0)
 		err = s.s.Close()
+		if s.release != nil {
+			s.releaseOnce.Do(s.release)
+		}
 	})
 	return err
 }

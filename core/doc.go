@@ -17,7 +17,10 @@
 //
 // Limits (handshake and idle timeouts, streams per connection, connections
 // per peer and in total, receive windows) live in Config and have safe
-// defaults. Handlers are isolated: a panic closes only that connection.
+// defaults. Anonymous callers have a pool of their own (in number, per
+// source address, in streams and in lifetime), so they can never crowd out
+// an authorized peer; QUIC Retry guards against floods of spoofed
+// handshakes. Handlers are isolated: a panic closes only that connection.
 //
 // The package knows no protocol besides its own diagnostic alknet/ping.
 package core

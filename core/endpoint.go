@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -31,10 +33,21 @@ type Endpoint struct {
 	routes   map[string]route
 	alpns    []string // registration order
 	conns    map[*quicConn]struct{}
+	dialed   map[*quicConn]struct{} // open connections made by Dial
 	perPeer  map[NodeID]int
+	known    int                // tracked connections with an identity
+	anon     int                // tracked anonymous connections
+	anonIP   map[netip.Addr]int // tracked anonymous connections per source IP
+	gen      uint64             // bumped by Reauthorize; accept re-checks when it moved
 	listener *quic.Listener
 	serving  bool
 	closed   bool
+
+	handshaking atomic.Int64 // server handshakes in progress
+
+	// Test hooks, nil outside tests (see export_test.go).
+	hookAfterResolve func()
+	hookConnInfo     func(addrVerified bool)
 
 	drainCtx    context.Context
 	startDrain  context.CancelFunc
@@ -76,15 +89,23 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		cert:       cert,
 		log:        cfg.Logger,
 		udp:        udp,
-		tr:         &quic.Transport{Conn: udp},
 		idents:     cfg.Identities,
 		routes:     make(map[string]route),
 		conns:      make(map[*quicConn]struct{}),
+		dialed:     make(map[*quicConn]struct{}),
 		perPeer:    make(map[NodeID]int),
+		anonIP:     make(map[netip.Addr]int),
 		drainCtx:   drainCtx,
 		startDrain: startDrain,
 		closedCh:   make(chan struct{}),
 		readyCh:    make(chan struct{}),
+	}
+	resetKey := statelessResetKey(cfg.SecretKey)
+	e.tr = &quic.Transport{
+		Conn:                udp,
+		StatelessResetKey:   &resetKey,
+		ConnContext:         e.connContext,
+		VerifySourceAddress: e.verifySourceAddress,
 	}
 	e.qconf = &quic.Config{
 		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
@@ -200,7 +221,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		e.accept(ctx, qc)
+		e.accept(qc)
 	}
 }
 
@@ -214,46 +235,76 @@ func (e *Endpoint) isClosed() bool {
 }
 
 // accept authorizes a new connection and starts its handler.
-func (e *Endpoint) accept(ctx context.Context, qc *quic.Conn) {
+func (e *Endpoint) accept(qc *quic.Conn) {
+	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
+		hs.done()
+	}
 	state := qc.ConnectionState().TLS
 	alpn := state.NegotiatedProtocol
 	remote := qc.RemoteAddr().String()
-	id, err := verifiedNodeID(state)
-	if err != nil { // cannot happen: the handshake verified it
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+	if e.drainCtx.Err() != nil {
+		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
+		qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
 		return
 	}
-	fp := id.Fingerprint()
-	log := e.log.With("alpn", alpn, "peer", fp, "remote", remote)
+	var id NodeID // zero: the client showed no certificate
+	if len(state.PeerCertificates) > 0 {
+		var err error
+		if id, err = verifiedNodeID(state); err != nil { // cannot happen: the handshake verified it
+			qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+			return
+		}
+	}
+	log := e.log.With("alpn", alpn, "peer", peerName(id), "remote", remote)
 
 	e.mu.Lock()
 	rt, ok := e.routes[alpn]
+	gen := e.gen
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
 		return
 	}
-	ident := e.resolve(fp)
+	ident := e.resolve(id)
 	if err := rt.acl.Check(ident); err != nil {
 		reason := fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
 		log.Warn("connection refused", "reason", reason)
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
 		return
 	}
-	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx}
-	if reason := e.track(c); reason != "" {
+	if e.hookAfterResolve != nil {
+		e.hookAfterResolve()
+	}
+	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}
+	code, reason := e.track(c, rt.acl, gen)
+	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeLimit), reason)
+		qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		return
 	}
 	peerID := ""
-	if ident != nil {
-		peerID = ident.ID
+	if c.ident != nil {
+		peerID = c.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
-	e.handlers.Add(1)
-	go e.run(ctx, rt.h, c, log)
+	go e.run(rt.h, c, log)
+}
+
+// remoteIP returns the source of addr that the per-address cap counts:
+// the IPv4 address (IPv4-mapped addresses unmapped), or the IPv6 /64, which
+// one host or site usually owns whole.
+func remoteIP(addr net.Addr) netip.Addr {
+	var ip netip.Addr
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		ip = ua.AddrPort().Addr().Unmap()
+	} else if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	if ip.Is6() {
+		ip = netip.PrefixFrom(ip.WithZone(""), 64).Masked().Addr()
+	}
+	return ip
 }
 
 // verifiedNodeID returns the peer key of a completed handshake, whose
@@ -269,49 +320,107 @@ func verifiedNodeID(s tls.ConnectionState) (NodeID, error) {
 	return NodeIDFromPublicKey(pub)
 }
 
-func (e *Endpoint) resolve(fp string) *Identity {
-	if e.idents == nil {
+// peerName is how logs name a caller: its fingerprint, or "anonymous" when
+// it showed no certificate.
+func peerName(id NodeID) string {
+	if id.IsZero() {
+		return "anonymous"
+	}
+	return id.Fingerprint()
+}
+
+// resolve returns the identity of node id, or nil when it is unknown. The
+// zero id (a caller without a certificate, or the all-zero key, which
+// anyone can sign for) is never resolved.
+func (e *Endpoint) resolve(nid NodeID) *Identity {
+	if e.idents == nil || nid.IsZero() {
 		return nil
 	}
-	id, ok := e.idents.IdentityByFingerprint(fp)
+	id, ok := e.idents.IdentityByFingerprint(nid.Fingerprint())
 	if !ok {
 		return nil
 	}
 	return id
 }
 
-// track counts c against the limits; it returns a refusal reason or "".
-func (e *Endpoint) track(c *quicConn) string {
+// track counts c against the limits and registers its handler goroutine
+// with the drain group; it returns a refusal code and reason, or "". gen is
+// the Reauthorize generation read before c's identity was resolved: when a
+// reload ran since, the identity is resolved and checked again here, under
+// the lock Reauthorize takes, so that resolve, check and track are atomic
+// against reloads.
+func (e *Endpoint) track(c *quicConn, acl AccessControl, gen uint64) (uint64, string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return "endpoint shutting down"
+		return CodeShutdown, "endpoint shutting down"
 	}
-	if e.cfg.MaxConns > 0 && len(e.conns) >= e.cfg.MaxConns {
-		return fmt.Sprintf("too many connections (limit %d)", e.cfg.MaxConns)
+	if e.gen != gen {
+		c.ident = e.resolve(c.remoteID)
+		if err := acl.Check(c.ident); err != nil {
+			return CodeForbidden, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error())
+		}
 	}
-	if e.cfg.MaxConnsPerPeer > 0 && e.perPeer[c.remoteID] >= e.cfg.MaxConnsPerPeer {
-		return fmt.Sprintf("too many connections from this peer (limit %d)", e.cfg.MaxConnsPerPeer)
+	c.anon = c.ident == nil
+	if c.anon {
+		switch {
+		case e.cfg.MaxAnonConns < 0:
+			return CodeLimit, "anonymous connections are not accepted"
+		case e.anon >= e.cfg.MaxAnonConns:
+			return CodeLimit, fmt.Sprintf("too many anonymous connections (limit %d)", e.cfg.MaxAnonConns)
+		case e.cfg.MaxAnonConnsPerIP > 0 && e.anonIP[c.ip] >= e.cfg.MaxAnonConnsPerIP:
+			return CodeLimit, fmt.Sprintf("too many anonymous connections from this address (limit %d)", e.cfg.MaxAnonConnsPerIP)
+		}
+		if e.cfg.MaxAnonStreams > 0 {
+			c.streams = make(chan struct{}, e.cfg.MaxAnonStreams)
+		}
+		e.anon++
+		e.anonIP[c.ip]++
+	} else {
+		if e.cfg.MaxConns > 0 && e.known >= e.cfg.MaxConns {
+			return CodeLimit, fmt.Sprintf("too many connections (limit %d)", e.cfg.MaxConns)
+		}
+		if e.cfg.MaxConnsPerPeer > 0 && e.perPeer[c.remoteID] >= e.cfg.MaxConnsPerPeer {
+			return CodeLimit, fmt.Sprintf("too many connections from this peer (limit %d)", e.cfg.MaxConnsPerPeer)
+		}
+		e.known++
+		e.perPeer[c.remoteID]++
 	}
 	e.conns[c] = struct{}{}
-	e.perPeer[c.remoteID]++
-	return ""
+	e.handlers.Add(1)
+	return CodeOK, ""
 }
 
 func (e *Endpoint) untrack(c *quicConn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.conns, c)
+	if c.anon {
+		e.anon--
+		if e.anonIP[c.ip]--; e.anonIP[c.ip] <= 0 {
+			delete(e.anonIP, c.ip)
+		}
+		return
+	}
+	e.known--
 	if e.perPeer[c.remoteID]--; e.perPeer[c.remoteID] <= 0 {
 		delete(e.perPeer, c.remoteID)
 	}
 }
 
 // run is the isolated handler goroutine of one connection.
-func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log *slog.Logger) {
+func (e *Endpoint) run(h ProtocolHandler, c *quicConn, log *slog.Logger) {
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
+	if c.anon && e.cfg.AnonLifetime > 0 {
+		reason := fmt.Sprintf("anonymous connection lifetime reached (limit %s)", e.cfg.AnonLifetime)
+		t := time.AfterFunc(e.cfg.AnonLifetime, func() {
+			log.Info("connection closed", "reason", reason)
+			_ = c.Close(CodeLimit, reason)
+		})
+		defer t.Stop()
+	}
 	code, reason := CodeOK, ""
 	defer func() {
 		if r := recover(); r != nil {
@@ -324,7 +433,11 @@ func (e *Endpoint) run(ctx context.Context, h ProtocolHandler, c *quicConn, log 
 		_ = c.Close(code, reason)
 		log.Debug("connection closed", "dur", time.Since(start))
 	}()
-	hctx, cancel := mergeCancel(c.qc.Context(), ctx)
+	// The handler's context ends with its connection, not with Serve's
+	// context: cancelling Serve drains (AcceptStream reports
+	// ErrShuttingDown, work in flight finishes) and closes the
+	// connections only when DrainTimeout runs out.
+	hctx, cancel := context.WithCancel(c.qc.Context())
 	defer cancel()
 	if err := h.ServeConn(hctx, c); err != nil && !isConnGone(err) && !errors.Is(err, ErrShuttingDown) {
 		log.Warn("handler error", "err", err)
@@ -358,7 +471,8 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 		}
 		var he *quic.HandshakeTimeoutError
-		if errors.As(err, &he) {
+		var ie *quic.IdleTimeoutError // what quic-go reports when the handshake hears nothing
+		if errors.As(err, &he) || errors.As(err, &ie) {
 			return nil, fmt.Errorf("dial %s: no answer within %s (node unreachable?)", addr, e.cfg.HandshakeTimeout)
 		}
 		var te *quic.TransportError
@@ -373,7 +487,21 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 	}
-	return &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id.Fingerprint())}, nil
+	c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id)}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = c.Close(CodeShutdown, "endpoint shutting down")
+		return nil, ErrClosed
+	}
+	e.dialed[c] = struct{}{}
+	e.mu.Unlock()
+	context.AfterFunc(qc.Context(), func() {
+		e.mu.Lock()
+		delete(e.dialed, c)
+		e.mu.Unlock()
+	})
+	return c, nil
 }
 
 // Reauthorize re-resolves the identity of every live accepted connection and
@@ -384,6 +512,7 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 // after each reload so that revocation reaches open connections.
 func (e *Endpoint) Reauthorize() int {
 	e.mu.Lock()
+	e.gen++
 	var revoke []*quicConn
 	var reasons []string
 	for c := range e.conns {
@@ -391,7 +520,7 @@ func (e *Endpoint) Reauthorize() int {
 		if !ok {
 			continue
 		}
-		now := e.resolve(c.remoteID.Fingerprint())
+		now := e.resolve(c.remoteID)
 		if err := rt.acl.Check(now); err != nil {
 			revoke = append(revoke, c)
 			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
@@ -402,7 +531,7 @@ func (e *Endpoint) Reauthorize() int {
 	}
 	e.mu.Unlock()
 	for i, c := range revoke {
-		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", c.remoteID.Fingerprint(), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
+		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", peerName(c.remoteID), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
 		_ = c.Close(CodeRevoked, reasons[i])
 	}
 	return len(revoke)
@@ -426,7 +555,8 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 func (e *Endpoint) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	return e.shutdown(ctx, true)
+	_ = e.shutdown(ctx, true) // reports only that handlers were cut off, which Close means
+	return nil
 }
 
 func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
@@ -440,21 +570,30 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 		<-e.closedCh
 		return nil
 	}
+	// The listener stays open while draining: accept closes new
+	// connections with CodeShutdown at once instead of leaving dials to
+	// time out.
 	e.startDrain()
-	if ln != nil {
-		_ = ln.Close()
-	}
 	done := make(chan struct{})
 	go func() { e.handlers.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
+	// Closing says goodbye to every peer, dialed ones included, so that
+	// none waits out its idle timeout.
 	e.mu.Lock()
-	conns := make([]*quicConn, 0, len(e.conns))
+	conns := make([]*quicConn, 0, len(e.conns)+len(e.dialed))
 	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	for c := range e.dialed {
 		conns = append(conns, c)
 	}
 	e.mu.Unlock()
@@ -465,6 +604,9 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 		<-done // handlers return once their connections are closed
 	}
 	e.closeOnce.Do(func() {
+		if ln != nil {
+			_ = ln.Close()
+		}
 		_ = e.tr.Close()
 		_ = e.udp.Close()
 		close(e.closedCh)

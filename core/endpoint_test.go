@@ -132,7 +132,7 @@ func TestIdentityReachesHandler(t *testing.T) {
 	h := funcHandler{"alknet/who", func(_ context.Context, c core.Conn) error { got <- c.Identity(); return nil }}
 	p := coretest.NewPair(t, []string{"who"}, coretest.Route{Handler: h, ACL: core.AccessControl{RequiredScopes: []string{"who"}}})
 	p.Dial(t, "alknet/who")
-	id := <-got
+	id := recv(t, got, "the handler runs")
 	require.NotNil(t, id)
 	assert.Equal(t, "client", id.ID)
 	assert.Equal(t, []string{"who"}, id.Scopes)
@@ -174,7 +174,11 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 			return err
 		}
 		close(started)
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		_, _ = io.WriteString(s, "done")
 		_ = s.CloseWrite()
 		finished.Store(true)
@@ -195,7 +199,7 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Write([]byte("go"))
 	require.NoError(t, err)
-	<-started
+	recv(t, started, "the handler got the stream")
 
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- srv.Shutdown(ctxT(t)) }()
@@ -209,7 +213,7 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "done", string(reply))
 	_ = s.CloseWrite()
-	require.NoError(t, <-shutdownDone)
+	require.NoError(t, recv(t, shutdownDone, "Shutdown returns once the handler is done"))
 	assert.True(t, finished.Load())
 	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
@@ -218,8 +222,13 @@ func TestShutdownDrainsRunningHandler(t *testing.T) {
 }
 
 func TestPerPeerConnectionLimit(t *testing.T) {
-	srv := coretest.StartEndpoint(t, core.Config{MaxConnsPerPeer: 2}, coretest.Route{Handler: core.Ping{}})
-	cli := coretest.ClientEndpoint(t, core.SecretKey{})
+	ck, ok2 := coretest.Key(t), coretest.Key(t)
+	prov := coretest.NewPeers(
+		core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Enabled: true},
+		core.PeerEntry{PeerID: "o", Fingerprints: []string{ok2.NodeID().Fingerprint()}, Enabled: true},
+	)
+	srv := coretest.StartEndpoint(t, core.Config{MaxConnsPerPeer: 2, Identities: prov}, coretest.Route{Handler: core.Ping{}})
+	cli := coretest.ClientEndpoint(t, ck)
 	var conns []core.Conn
 	for range 2 {
 		c, err := cli.Dial(ctxT(t), srv.Addr(), core.PingALPN)
@@ -238,7 +247,7 @@ func TestPerPeerConnectionLimit(t *testing.T) {
 	assert.Contains(t, ce.Reason, "too many connections from this peer")
 
 	// Another key is not affected.
-	other := coretest.ClientEndpoint(t, core.SecretKey{})
+	other := coretest.ClientEndpoint(t, ok2)
 	c2, err := other.Dial(ctxT(t), srv.Addr(), core.PingALPN)
 	require.NoError(t, err)
 	got, err := roundTrip(t, c2, []byte("fine"))
@@ -357,4 +366,29 @@ func TestPipeInMemory(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "go away", ce.Reason)
 	assert.True(t, ce.Remote)
+}
+
+// TestReauthorizeClosesOnOneRevokedAction revokes one resource action of a
+// peer whose connection's ALPN gate does not look at resources: the
+// handler holds the identity of the accept, so the connection must go.
+func TestReauthorizeClosesOnOneRevokedAction(t *testing.T) {
+	ck := coretest.Key(t)
+	entry := core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"git"},
+		Resources: map[string][]string{"git:repo/alpha": {"read", "write"}}, Enabled: true}
+	prov := coretest.NewPeers(entry)
+	srv := coretest.StartEndpoint(t, core.Config{Identities: prov},
+		coretest.Route{Handler: core.Ping{}, ACL: core.AccessControl{RequiredScopes: []string{"git"}}})
+	c, err := coretest.ClientEndpoint(t, ck).Dial(ctxT(t), srv.Addr(), core.PingALPN)
+	require.NoError(t, err)
+	_, err = roundTrip(t, c, []byte("hi"))
+	require.NoError(t, err)
+
+	entry.Resources = map[string][]string{"git:repo/alpha": {"read"}}
+	prov.Set(entry)
+	assert.Equal(t, 1, srv.Reauthorize())
+	_, err = roundTrip(t, c, []byte("x"))
+	ce, ok := core.AsCloseError(err)
+	require.True(t, ok, "got %v", err)
+	assert.Equal(t, core.CodeRevoked, ce.Code)
+	assert.Equal(t, "peer access changed; reconnect", ce.Reason)
 }

@@ -2,6 +2,8 @@ package core
 
 import (
 	"crypto/tls"
+	"net"
+	"net/netip"
 	"testing"
 )
 
@@ -13,3 +15,24 @@ func BenchCert(tb testing.TB, k SecretKey) tls.Certificate {
 	}
 	return c
 }
+
+// SetAfterResolveHook runs f in accept between resolving and checking a
+// peer and tracking its connection. Call it before Serve.
+func SetAfterResolveHook(e *Endpoint, f func()) { e.hookAfterResolve = f }
+
+// SetConnInfoHook runs f for every incoming connection attempt with whether
+// its source address was validated. Call it before Serve.
+func SetConnInfoHook(e *Endpoint, f func(addrVerified bool)) { e.hookConnInfo = f }
+
+// HandshakesInProgress returns the number of server handshakes in progress.
+func HandshakesInProgress(e *Endpoint) int64 { return e.handshaking.Load() }
+
+// Crash closes the endpoint's UDP socket without telling any peer, as a
+// killed process would.
+func Crash(e *Endpoint) { _ = e.udp.Close() }
+
+// StatelessResetKeyOf returns the stateless reset key derived from k.
+func StatelessResetKeyOf(k SecretKey) [32]byte { return statelessResetKey(k) }
+
+// SourceKey returns what the per-address cap counts for addr.
+func SourceKey(addr net.Addr) netip.Addr { return remoteIP(addr) }

@@ -73,3 +73,34 @@ func TestPeerIndex(t *testing.T) {
 	_, ok = ix.IdentityByToken(nil)
 	assert.False(t, ok)
 }
+
+func TestIdentityEqual(t *testing.T) {
+	base := func() *Identity {
+		return &Identity{ID: "a", Scopes: []string{"git"}, Resources: map[string][]string{
+			"git:repo/alpha": {"read", "write"}, "git:repo/beta": {"read"},
+		}}
+	}
+	assert.True(t, base().Equal(base()))
+	assert.True(t, (*Identity)(nil).Equal(nil))
+	assert.False(t, base().Equal(nil))
+	assert.False(t, (*Identity)(nil).Equal(base()))
+	for name, change := range map[string]func(*Identity){
+		"id":                 func(i *Identity) { i.ID = "b" },
+		"scope removed":      func(i *Identity) { i.Scopes = nil },
+		"one action revoked": func(i *Identity) { i.Resources["git:repo/alpha"] = []string{"read"} },
+		"action swapped":     func(i *Identity) { i.Resources["git:repo/beta"] = []string{"write"} },
+		"resource renamed": func(i *Identity) {
+			delete(i.Resources, "git:repo/beta")
+			i.Resources["git:repo/gamma"] = []string{"read"}
+		},
+		"resource removed": func(i *Identity) { delete(i.Resources, "git:repo/beta") },
+		"resource added":   func(i *Identity) { i.Resources["git:repo/delta"] = nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := base()
+			change(o)
+			assert.False(t, base().Equal(o))
+			assert.False(t, o.Equal(base()))
+		})
+	}
+}

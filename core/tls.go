@@ -66,8 +66,13 @@ func serverTLS(cert tls.Certificate, nextProtos func() []string) *tls.Config {
 	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAnyClientCert,
+		// A client may show no certificate: it is anonymous and reaches
+		// only open ALPNs. One that shows a certificate is verified.
+		ClientAuth: tls.RequestClientCert,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil
+			}
 			_, err := peerNodeID(raw)
 			return err
 		},

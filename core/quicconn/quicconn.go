@@ -9,7 +9,10 @@ import (
 )
 
 // Raw returns the quic-go connection behind c, or false when c is not backed
-// by quic-go (for example an in-memory coretest connection).
+// by quic-go (for example an in-memory coretest connection). Streams accepted
+// from the raw connection bypass core's cap on concurrent streams of an
+// anonymous caller (core.Config.MaxAnonStreams): a handler that accepts them
+// itself must bound them itself.
 func Raw(c core.Conn) (*quic.Conn, bool) {
 	r, ok := c.(interface{ QUICConn() *quic.Conn })
 	if !ok {
