@@ -136,6 +136,7 @@ type copier struct {
 	check  bool // the node offers check-file
 	bar    *progressbar.ProgressBar
 	upload bool
+	root   string // local destination of a recursive download
 }
 
 // cpJob is one regular file to copy.
@@ -268,10 +269,10 @@ func (g *globals) progressBar(total int64, quiet bool) *progressbar.ProgressBar 
 	)
 }
 
-func (cp *copier) note(format string, args ...any) {
-	if cp.bar != nil {
-		fmt.Fprintf(cp.g.stderr, "\n"+format+"\n", args...)
-	}
+// skip says on stderr that a file of the tree is left out, so a copy
+// is never silently partial. It runs before the progress bar starts.
+func (cp *copier) skip(format string, args ...any) {
+	fmt.Fprintf(cp.g.stderr, "alknet: "+format+"\n", args...)
 }
 
 // planDownload lists the files to fetch from remote src into local dst.
@@ -298,31 +299,85 @@ func (cp *copier) planDownload(src, dst string) ([]cpJob, error) {
 	if !cp.opt.recursive {
 		return nil, fmt.Errorf("remote %s is a directory (use -r)", src)
 	}
+	cp.root = filepath.Clean(dst)
 	var jobs []cpJob
-	w := cp.c.Walk(src)
-	for w.Step() {
-		if err := w.Err(); err != nil {
-			return nil, fmt.Errorf("remote %s: %w", w.Path(), err)
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(w.Path(), src), "/")
-		local := filepath.Join(dst, filepath.FromSlash(rel))
-		st := w.Stat()
-		switch {
-		case st.IsDir():
-			if err := os.MkdirAll(local, 0o755); err != nil {
-				return nil, err
-			}
-		case st.Mode().IsRegular():
-			j, err := cp.localJob(w.Path(), local, st)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, j)
-		default:
-			cp.note("skipping %s: not a regular file", w.Path())
-		}
+	if err := cp.walkRemote(src, dst, 0, &jobs); err != nil {
+		return nil, err
 	}
 	return jobs, nil
+}
+
+// maxTreeDepth bounds how deep cp -r descends into a remote tree, so a
+// node that answers every listing with another directory cannot keep the
+// client walking forever.
+const maxTreeDepth = 256
+
+// walkRemote plans the download of remote directory dir into local
+// directory local. Names come from the node and are never trusted: each
+// must be a single path element (see checkEntryName), and every local path
+// is checked to stay under the destination before anything is created.
+func (cp *copier) walkRemote(dir, local string, depth int, jobs *[]cpJob) error {
+	if depth > maxTreeDepth {
+		return fmt.Errorf("remote %s: directory tree deeper than %d levels", dir, maxTreeDepth)
+	}
+	if err := os.MkdirAll(local, 0o755); err != nil {
+		return err
+	}
+	entries, err := cp.c.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", dir, err)
+	}
+	for _, st := range entries {
+		name := st.Name()
+		if err := checkEntryName(name); err != nil {
+			return fmt.Errorf("remote %s: %w", dir, err)
+		}
+		rp := path.Join(dir, name)
+		lp := filepath.Join(local, name)
+		if err := under(cp.root, lp); err != nil {
+			return fmt.Errorf("remote %s: %w", rp, err)
+		}
+		switch {
+		case st.IsDir():
+			if err := cp.walkRemote(rp, lp, depth+1, jobs); err != nil {
+				return err
+			}
+		case st.Mode().IsRegular():
+			j, err := cp.localJob(rp, lp, st)
+			if err != nil {
+				return err
+			}
+			*jobs = append(*jobs, j)
+		case st.Mode()&fs.ModeSymlink != 0:
+			cp.skip("skipping %s: symbolic link", rp)
+		default:
+			cp.skip("skipping %s: not a regular file", rp)
+		}
+	}
+	return nil
+}
+
+// errBadEntryName refuses a name in a remote listing that is not one path
+// element. pkg/sftp drops "." and ".." and keeps only the last element of
+// every other name, so "x/.." arrives here as ".." (CVE-2019-6111 style).
+var errBadEntryName = errors.New("refusing a file name the node sent")
+
+// checkEntryName accepts only a name that is one element of a local path:
+// not empty, ".", "..", and no "/", "\\" or NUL.
+func checkEntryName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || !filepath.IsLocal(name) {
+		return fmt.Errorf("%w: %q", errBadEntryName, name)
+	}
+	return nil
+}
+
+// under checks that p lies inside (or is) the directory root, lexically.
+func under(root, p string) error {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("%w: %s would be written outside %s", errBadEntryName, p, root)
+	}
+	return nil
 }
 
 // localJob decides where a download goes and where it resumes.
@@ -388,8 +443,10 @@ func (cp *copier) planUpload(src, dst string) ([]cpJob, error) {
 				return err
 			}
 			jobs = append(jobs, j)
+		case d.Type()&fs.ModeSymlink != 0:
+			cp.skip("skipping %s: symbolic link", p)
 		default:
-			cp.note("skipping %s: not a regular file", p)
+			cp.skip("skipping %s: not a regular file", p)
 		}
 		return nil
 	})
