@@ -115,8 +115,10 @@ func (l fileList) ListAt(ls []fs.FileInfo, off int64) (int, error) {
 func (h hostileHandler) Fileread(*sftp.Request) (io.ReaderAt, error) {
 	return strings.NewReader("PWNED\n"), nil
 }
-func (hostileHandler) Filewrite(*sftp.Request) (io.WriterAt, error) { return nil, sftp.ErrSSHFxPermissionDenied }
-func (hostileHandler) Filecmd(*sftp.Request) error                  { return sftp.ErrSSHFxPermissionDenied }
+func (hostileHandler) Filewrite(*sftp.Request) (io.WriterAt, error) {
+	return nil, sftp.ErrSSHFxPermissionDenied
+}
+func (hostileHandler) Filecmd(*sftp.Request) error { return sftp.ErrSSHFxPermissionDenied }
 
 func (h hostileHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	base := path.Base(r.Filepath)
