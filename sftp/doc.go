@@ -9,8 +9,10 @@
 // a chroot), then resolved component by component with openat, so "..",
 // absolute paths and symlinks (including ones swapped in while an
 // operation runs) never reach outside the root. Symlinks are followed
-// only while they stay inside; absolute symlink targets given by a client
-// are stored relative to the link so they mean the same inside the jail.
+// only while they stay inside; a symlink a client makes may only point
+// into its own directory or below (no ".." in the target; an absolute
+// target is stored relative to the link), so it cannot lead the host file
+// system out of the root either.
 // Errors carry SFTP status codes and fixed messages, never host paths or
 // OS error text.
 //

@@ -47,6 +47,7 @@ var (
 	errNoSuchFile   = status(sftp.ErrSSHFxNoSuchFile, "no such file")
 	errEscape       = status(sftp.ErrSSHFxPermissionDenied, "permission denied: path leaves the root")
 	errBadPath      = status(sftp.ErrSSHFxBadMessage, "invalid path")
+	errLinkClimb    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: symlink target may not leave the link's directory")
 	errTooMany      = status(sftp.ErrSSHFxFailure, "too many open handles")
 	errUnsupported  = status(sftp.ErrSSHFxOpUnsupported, "operation unsupported")
 	errNotRegular   = status(sftp.ErrSSHFxFailure, "not a regular file")

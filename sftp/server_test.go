@@ -228,6 +228,8 @@ func TestEscapesRefused(t *testing.T) {
 	_, err = os.Stat(filepath.Join(f.outside, "new"))
 	assert.True(t, os.IsNotExist(err))
 
+	require.NoError(t, c.Mkdir("/sub"))
+
 	// Renames and links out of the root stay inside.
 	f.write(t, "mine", []byte("mine"))
 	require.NoError(t, c.Rename("/mine", "../../escaped"))
@@ -238,19 +240,30 @@ func TestEscapesRefused(t *testing.T) {
 	assert.True(t, os.IsNotExist(err))
 	assert.Error(t, c.Link("/dir-link/secret", "/stolen"))
 
-	// A client symlink with a target above the root is refused; an
-	// absolute one is stored relative to the link.
-	assert.Equal(t, uint32(fxPermission), statusCode(c.Symlink("../../outside/secret", "/s1")))
-	require.NoError(t, c.Mkdir("/sub"))
-	require.NoError(t, c.Symlink("/escaped", "/sub/s2"))
-	tgt, err := os.Readlink(filepath.Join(f.root, "sub", "s2"))
+	// A client symlink whose target climbs is refused, even one that stays
+	// inside lexically; an absolute target under the link's directory is
+	// stored relative to it, one elsewhere is refused.
+	raw := f.raw(t, writer)
+	for i, tc := range [][2]string{{"../../outside/secret", "/s1"}, {"../escaped", "/sub/s1"}, {"/escaped", "/sub/s2"}, {"a/../b", "/s4"}} {
+		code, msg := raw.symlink(uint32(i+1), tc[0], tc[1])
+		assert.Equal(t, uint32(fxPermission), code, "%s -> %s", tc[1], tc[0])
+		assert.Equal(t, "permission denied: symlink target may not leave the link's directory", msg, "%s -> %s", tc[1], tc[0])
+	}
+	require.NoError(t, c.Symlink("/escaped", "/s2"))
+	tgt, err := os.Readlink(filepath.Join(f.root, "s2"))
 	require.NoError(t, err)
-	assert.Equal(t, "../escaped", tgt)
-	r, err := c.Open("/sub/s2")
+	assert.Equal(t, "escaped", tgt)
+	r, err := c.Open("/s2")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(r)
 	r.Close()
 	assert.Equal(t, "mine", string(b))
+	require.NoError(t, c.Mkdir("/sub/deeper"))
+	require.NoError(t, c.Symlink("/sub/deeper", "/sub/s5"))
+	tgt, err = os.Readlink(filepath.Join(f.root, "sub", "s5"))
+	require.NoError(t, err)
+	assert.Equal(t, "deeper", tgt)
+	// An absolute host path means a path inside the jail.
 	require.NoError(t, c.Symlink(outSecret, "/s3"))
 	_, err = c.Open("/s3")
 	assert.Equal(t, uint32(fxNoSuchFile), statusCode(err))
@@ -600,4 +613,34 @@ func TestServerClose(t *testing.T) {
 	st, err := b.AcceptStream(t.Context())
 	require.NoError(t, err)
 	assert.ErrorIs(t, f.srv.ServeSession(t.Context(), st, reader), core.ErrClosed)
+}
+
+// TestSymlinkChainRefused is the chain a lexical check lets through: a
+// link to ".." in a subdirectory, then a link whose target climbs through
+// it. Both stay inside the root on paper, but the host file system (the
+// shell, backups, per-peer homes) would follow the second one out.
+func TestSymlinkChainRefused(t *testing.T) {
+	f := newFixture(t, Config{})
+	c, _ := f.session(t, writer)
+	raw := f.raw(t, writer)
+	require.NoError(t, c.Mkdir("/a"))
+	const want = "permission denied: symlink target may not leave the link's directory"
+	code, msg := raw.symlink(1, "..", "/a/s")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+	code, msg = raw.symlink(2, "a/s/../outside/secret", "/t")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+
+	// Even with the first link planted on the host, the second is refused.
+	_ = os.Remove(filepath.Join(f.root, "a", "s"))
+	require.NoError(t, os.Symlink("..", filepath.Join(f.root, "a", "s")))
+	code, msg = raw.symlink(3, "a/s/../outside/secret", "/t")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+	_, err := os.Lstat(filepath.Join(f.root, "t"))
+	assert.True(t, os.IsNotExist(err), "no link was made: %v", err)
+	b, err := os.ReadFile(filepath.Join(f.root, "t"))
+	assert.NotEqual(t, f.secret, b, "the host follows /t out of the root")
+	assert.True(t, os.IsNotExist(err))
 }
