@@ -24,6 +24,9 @@ var (
 	ErrPacketTooLarge = errors.New("alknet/sftp: packet too large")
 	// ErrBadPacket ends a session whose peer sent a malformed packet.
 	ErrBadPacket = errors.New("alknet/sftp: malformed packet")
+	// ErrTooManySessions refuses a session of a peer that already has
+	// Config.MaxPeerSessions sessions open.
+	ErrTooManySessions = errors.New("alknet/sftp: too many sessions for this peer")
 	// ErrIdle ends a session that was idle longer than Config.IdleTimeout.
 	ErrIdle = errors.New("alknet/sftp: session idle timeout")
 )
@@ -49,6 +52,7 @@ var (
 	errBadPath      = status(sftp.ErrSSHFxBadMessage, "invalid path")
 	errLinkClimb    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: symlink target may not leave the link's directory")
 	errTooMany      = status(sftp.ErrSSHFxFailure, "too many open handles")
+	errPeerTooMany  = status(sftp.ErrSSHFxFailure, "too many open handles for this peer")
 	errUnsupported  = status(sftp.ErrSSHFxOpUnsupported, "operation unsupported")
 	errNotRegular   = status(sftp.ErrSSHFxFailure, "not a regular file")
 	errExists       = status(sftp.ErrSSHFxFailure, "file exists")
@@ -62,6 +66,7 @@ var (
 	errCrossDevice  = status(sftp.ErrSSHFxFailure, "cross-device link")
 	errNameTooLong  = status(sftp.ErrSSHFxFailure, "file name too long")
 	errInvalidInput = status(sftp.ErrSSHFxFailure, "invalid argument")
+	errSessionEnded = status(sftp.ErrSSHFxFailure, "session ended")
 )
 
 // fsError maps an OS error to a status error without leaking its text.

@@ -29,15 +29,29 @@ func (h *fsHandler) write(op string) error {
 	return errReadOnly
 }
 
-// acquire takes one handle slot or fails with errTooMany.
+// acquire takes one handle slot of the session and of the peer, or fails
+// with errTooMany (the session's limit) or errPeerTooMany (the peer's,
+// across all its sessions).
 func (h *fsHandler) acquire() (release func(), err error) {
 	limit := int64(h.srv.cfg.MaxHandles)
 	if n := h.open.Add(1); limit > 0 && n > limit {
 		h.open.Add(-1)
 		return nil, errTooMany
 	}
+	plimit := int64(h.srv.cfg.MaxPeerHandles)
+	if n := h.peer.handles.Add(1); plimit > 0 && n > plimit {
+		h.peer.handles.Add(-1)
+		h.open.Add(-1)
+		h.log.Warn("sftp open refused", "err", "too many open handles for this peer")
+		return nil, errPeerTooMany
+	}
 	var once sync.Once
-	return func() { once.Do(func() { h.open.Add(-1) }) }, nil
+	return func() {
+		once.Do(func() {
+			h.open.Add(-1)
+			h.peer.handles.Add(-1)
+		})
+	}, nil
 }
 
 // openRegular opens name with flags and makes sure it is a regular file.

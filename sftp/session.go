@@ -30,6 +30,7 @@ type session struct {
 	rw       io.ReadWriteCloser
 	log      *slog.Logger
 
+	peer    *peerUse     // this peer's sessions and handles on the server
 	open    atomic.Int64 // open handles
 	last    atomic.Int64 // unix nanos of the last packet in or out
 	idle    atomic.Bool
@@ -44,14 +45,23 @@ type session struct {
 
 	ext    sync.WaitGroup
 	extSem chan struct{} // bounds extension requests in flight
+
+	// ctx ends when the session is stopped (closed, idle, the server
+	// closing, the connection or stream gone): extension work such as
+	// hashing stops with it. A half-close by the client does not end it,
+	// so requests already sent are still answered.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // maxExtInFlight bounds the extension requests (hashing, fsync) one
 // session runs at once; further ones wait, and so does reading.
 const maxExtInFlight = 4
 
-func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCloser) *session {
+func newSession(ctx context.Context, srv *Server, root *os.Root, id *core.Identity, peer *peerUse, rw io.ReadWriteCloser) *session {
+	ctx, cancel := context.WithCancel(ctx)
 	s := &session{
+		ctx: ctx, cancel: cancel, peer: peer,
 		srv: srv, root: root, id: id, rw: rw,
 		canWrite: id.HasScope(ScopeWrite) && !srv.cfg.ReadOnly,
 		log:      srv.log.With("peer", id.ID),
@@ -65,7 +75,10 @@ func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCl
 
 func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
 
-func (s *session) closeRW() { s.closeMu.Do(func() { _ = s.rw.Close() }) }
+func (s *session) closeRW() {
+	s.cancel()
+	s.closeMu.Do(func() { _ = s.rw.Close() })
+}
 
 // serve runs the session until the client ends it or it is stopped.
 func (s *session) serve(ctx context.Context) error {
@@ -110,9 +123,13 @@ func (s *session) serve(ctx context.Context) error {
 	}()
 
 	rerr := s.readLoop(pw)
+	if !errors.Is(rerr, io.EOF) {
+		s.cancel() // the client is gone: stop work nobody will read
+	}
 	_ = pw.Close()
 	serr := <-served
 	s.ext.Wait()
+	s.cancel()
 
 	switch {
 	case s.idle.Load():
