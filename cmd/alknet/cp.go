@@ -109,9 +109,12 @@ IPv6 hosts in brackets: <nodeid>@[::1]:4433:/path) or alknet://ADDR/path.
 
 Like cp, a DST that is an existing directory receives SRC inside it. Data
 goes to DST.alknet-part and is renamed into place when complete, so DST is
-never half-written. --resume continues a .alknet-part (or a shorter DST) by
-its size. When the node offers check-file, the SHA-256 of both sides is
-compared at the end; a mismatch is an error.
+never half-written. --resume continues a DST.alknet-part left by an earlier
+run, from the longest prefix whose per-block SHA-256 both sides agree on
+(when the node offers check-file; by size otherwise); an existing DST is
+never resumed into, only replaced. When the node offers check-file, the
+SHA-256 of both sides is compared at the end; a mismatch is an error.
+An interrupted copy (SIGINT, SIGTERM) exits with status 130.
 
 A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 		Args: cobra.ExactArgs(2),
@@ -120,7 +123,7 @@ A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.recursive, "recursive", "r", false, "copy directories recursively")
-	cmd.Flags().BoolVar(&o.resume, "resume", false, "continue partial files by size")
+	cmd.Flags().BoolVar(&o.resume, "resume", false, "continue the .alknet-part files of an earlier run")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&o.noVerify, "no-verify", false, "skip the checksum comparison")
 	cmd.Flags().StringVar(&o.keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
@@ -129,14 +132,15 @@ A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 
 // copier runs one alknet cp.
 type copier struct {
-	g      *globals
-	opt    cpOptions
-	conn   core.Conn
-	c      *sftp.Client
-	check  bool // the node offers check-file
-	bar    *progressbar.ProgressBar
-	upload bool
-	root   string // local destination of a recursive download
+	g        *globals
+	opt      cpOptions
+	ctl      *alksftp.Control // the control session: limits and checksums
+	c        *sftp.Client
+	hasCheck bool // the node offers check-file
+	check    bool // ... and the copy is verified (no --no-verify)
+	bar      *progressbar.ProgressBar
+	upload   bool
+	root     string // local destination of a recursive download
 }
 
 // cpJob is one regular file to copy.
@@ -177,14 +181,21 @@ func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions)
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close(core.CodeOK, "interrupted") })
 	defer stop()
 
-	packet := 32 << 10
-	if st, err := conn.OpenStream(ctx); err == nil {
-		if l, err := alksftp.QueryLimits(st); err == nil && l.MaxRead > 0 && l.MaxWrite > 0 {
-			packet = int(min(l.MaxRead, l.MaxWrite, 1<<20))
-		}
-		_ = st.Close()
-	} else {
+	// The control session stays open for the whole copy: limits, resume
+	// checks and the final checksums go over it, so a node that starts to
+	// drain (and accepts no new streams) still lets the copy finish.
+	cst, err := conn.OpenStream(ctx)
+	if err != nil {
 		return describe(err)
+	}
+	defer cst.Close()
+	ctl, err := alksftp.NewControl(cst)
+	if err != nil {
+		return describe(err)
+	}
+	packet := 32 << 10
+	if l, err := ctl.Limits(); err == nil && l.MaxRead > 0 && l.MaxWrite > 0 {
+		packet = int(min(l.MaxRead, l.MaxWrite, 1<<20))
 	}
 	st, err := conn.OpenStream(ctx)
 	if err != nil {
@@ -200,8 +211,8 @@ func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions)
 		return describe(err)
 	}
 	defer c.Close()
-	_, hasCheck := c.HasExtension("check-file")
-	cp := &copier{g: g, opt: o, conn: conn, c: c, check: hasCheck && !o.noVerify, upload: dst.remote}
+	_, hasCheck := ctl.Extension("check-file")
+	cp := &copier{g: g, opt: o, ctl: ctl, c: c, hasCheck: hasCheck, check: hasCheck && !o.noVerify, upload: dst.remote}
 	var jobs []cpJob
 	if cp.upload {
 		jobs, err = cp.planUpload(src.path, dst.path)
@@ -242,7 +253,8 @@ func (cp *copier) fail(ctx context.Context, err error) error {
 		fmt.Fprintln(cp.g.stderr)
 	}
 	if ctx.Err() != nil {
-		return errors.New("interrupted; run again with --resume to continue")
+		fmt.Fprintln(cp.g.stderr, "alknet: interrupted; run again with --resume to continue")
+		return exitCode(130) // 128 + SIGINT, as shells report it
 	}
 	return describe(err)
 }
@@ -384,13 +396,10 @@ func under(root, p string) error {
 func (cp *copier) localJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
 	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
 	if cp.opt.resume {
-		if pfi, err := os.Stat(j.part); err == nil {
-			j.off = pfi.Size()
-		} else if dfi, err := os.Stat(dst); err == nil && dfi.Mode().IsRegular() {
-			j.part, j.off = dst, dfi.Size()
-		}
-		if j.off > j.size {
-			return j, fmt.Errorf("cannot resume %s: the local file is larger than the remote one", dst)
+		// Only the copy's own part file is continued; an existing DST is
+		// replaced by rename at the end like any other copy.
+		if pfi, err := os.Stat(j.part); err == nil && pfi.Mode().IsRegular() {
+			j.off = min(pfi.Size(), j.size)
 		}
 	}
 	return j, nil
@@ -457,13 +466,8 @@ func (cp *copier) planUpload(src, dst string) ([]cpJob, error) {
 func (cp *copier) remoteJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
 	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
 	if cp.opt.resume {
-		if pfi, err := cp.c.Stat(j.part); err == nil {
-			j.off = pfi.Size()
-		} else if dfi, err := cp.c.Stat(dst); err == nil && dfi.Mode().IsRegular() {
-			j.part, j.off = dst, dfi.Size()
-		}
-		if j.off > j.size {
-			return j, fmt.Errorf("cannot resume %s: the remote file is larger than the local one", dst)
+		if pfi, err := cp.c.Stat(j.part); err == nil && pfi.Mode().IsRegular() {
+			j.off = min(pfi.Size(), j.size)
 		}
 	}
 	return j, nil
@@ -480,6 +484,14 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 		return err
 	}
 	defer lf.Close()
+	if j.off > 0 {
+		if j.off, err = cp.verifiedPrefix(lf, j.src, j.off); err != nil {
+			return err
+		}
+		if err := lf.Truncate(j.off); err != nil {
+			return err
+		}
+	}
 	h, err := cp.prefixHash(lf, j.off)
 	if err != nil {
 		return err
@@ -512,7 +524,7 @@ func (cp *copier) get(ctx context.Context, j cpJob) error {
 	if fi.Size() != j.size {
 		return fmt.Errorf("download %s: got %d bytes, want %d (the file changed?)", j.src, fi.Size(), j.size)
 	}
-	if err := cp.verify(ctx, h, j.part, j.src); err != nil {
+	if err := cp.verify(h, j.part, j.src); err != nil {
 		return err
 	}
 	if j.part != j.dst {
@@ -548,6 +560,14 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 		return fmt.Errorf("remote %s: %w", j.part, err)
 	}
 	defer rf.Close()
+	if j.off > 0 {
+		if j.off, err = cp.verifiedPrefix(lf, j.part, j.off); err != nil {
+			return err
+		}
+		if err := rf.Truncate(j.off); err != nil {
+			return fmt.Errorf("remote %s: %w", j.part, err)
+		}
+	}
 	h, err := cp.prefixHash(lf, j.off)
 	if err != nil {
 		return err
@@ -572,7 +592,7 @@ func (cp *copier) put(ctx context.Context, j cpJob) error {
 		return fmt.Errorf("upload %s: %w", j.src, err)
 	}
 	_ = cp.c.Chmod(j.part, j.mode)
-	if err := cp.verify(ctx, h, j.src, j.part); err != nil {
+	if err := cp.verify(h, j.src, j.part); err != nil {
 		return err
 	}
 	if j.part != j.dst {
@@ -606,17 +626,13 @@ func (cp *copier) prefixHash(f *os.File, off int64) (hash.Hash, error) {
 }
 
 // verify compares the SHA-256 of what was transferred (local) with the
-// node's hash of the remote file, when the node offers check-file.
-func (cp *copier) verify(ctx context.Context, h hash.Hash, local, remote string) error {
+// node's hash of the remote file, when the node offers check-file. It asks
+// on the control session, which is already open.
+func (cp *copier) verify(h hash.Hash, local, remote string) error {
 	if !cp.check {
 		return nil
 	}
-	st, err := cp.conn.OpenStream(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, rsum, err := alksftp.CheckFile(st, remote, "sha256")
+	_, rsum, err := cp.ctl.CheckFile(remote, "sha256")
 	if err != nil {
 		return fmt.Errorf("checksum of remote %s: %w", remote, err)
 	}
@@ -624,6 +640,55 @@ func (cp *copier) verify(ctx context.Context, h hash.Hash, local, remote string)
 		return fmt.Errorf("checksum mismatch: %s has sha256 %s, remote %s has %s", local, hex.EncodeToString(lsum), remote, hex.EncodeToString(rsum))
 	}
 	return nil
+}
+
+// verifiedPrefix returns how much of the first off bytes of a resumed
+// transfer both sides agree on, so a resume never continues over a hole
+// or a damaged range: the node's server writes uploads with parallel
+// workers, so after a crash the size of a partial file says nothing about
+// which of its bytes arrived. local is the local side (the partial file
+// of a download, the source of an upload), remote the remote side. It
+// compares per-block SHA-256 of the prefix and returns the end of the
+// last block before the first difference. Without check-file on the node
+// the prefix is taken on trust, by size.
+func (cp *copier) verifiedPrefix(local *os.File, remote string, off int64) (int64, error) {
+	if !cp.hasCheck || off <= 0 {
+		return off, nil
+	}
+	block := int64(1 << 20)
+	if need := (off + alksftp.MaxCheckBlocks - 1) / alksftp.MaxCheckBlocks; need > block {
+		block = (need + 64<<10 - 1) &^ (64<<10 - 1)
+	}
+	if block > 1<<31 { // beyond 2 TiB: check what one request covers
+		block = 1 << 31
+		off = min(off, block*alksftp.MaxCheckBlocks)
+	}
+	_, sums, err := cp.ctl.CheckRange(remote, 0, off, uint32(block), "sha256")
+	if err != nil {
+		return 0, fmt.Errorf("check the resumed part of %s: %w", remote, err)
+	}
+	buf := make([]byte, 1<<20)
+	var good int64
+	for i, want := range sums {
+		start := int64(i) * block
+		n := min(block, off-start)
+		if n <= 0 {
+			break
+		}
+		h := sha256.New()
+		got, err := io.CopyBuffer(h, io.NewSectionReader(local, start, n), buf)
+		if err != nil {
+			return 0, err
+		}
+		if got != n || !bytes.Equal(h.Sum(nil), want) {
+			break
+		}
+		good = start + n
+	}
+	if good < off {
+		fmt.Fprintf(cp.g.stderr, "alknet: %s: only the first %d of %d bytes already copied match; resuming from there\n", remote, good, off)
+	}
+	return good, nil
 }
 
 // discardHash stands in when nothing is verified.

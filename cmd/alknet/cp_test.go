@@ -6,11 +6,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,4 +177,192 @@ func TestCheckEntryName(t *testing.T) {
 		err := under(root, p)
 		assert.True(t, errors.Is(err, errBadEntryName), "%s: %v", p, err)
 	}
+}
+
+// bgCLI is an alknet command running in the background.
+type bgCLI struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	code   int
+}
+
+// startCp starts the built binary with args in the background; the test
+// kills it if it is still running at the end.
+func startCp(t *testing.T, args ...string) *bgCLI {
+	t.Helper()
+	b := &bgCLI{cmd: exec.Command(alknetBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	b.cmd.Stderr = b.stderr
+	require.NoError(t, b.cmd.Start())
+	go func() {
+		defer close(b.done)
+		err := b.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			b.code = ee.ExitCode()
+		} else if err != nil {
+			b.code = -1
+		}
+	}()
+	t.Cleanup(func() {
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	})
+	return b
+}
+
+func (b *bgCLI) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	require.NoError(t, b.cmd.Process.Signal(sig))
+}
+
+// wait waits for the command to exit and returns its exit code (-1 when a
+// signal killed it).
+func (b *bgCLI) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-b.done:
+		return b.code
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("alknet did not exit: %s", b.stderr.String())
+		return 0
+	}
+}
+
+// waitPart waits until the copy's part file holds at least n bytes.
+func (b *bgCLI) waitPart(t *testing.T, part string, n int64) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for fileSize(part) < n {
+		select {
+		case <-b.done:
+			t.Fatalf("the copy exited (%d) before %s held %d bytes: %s", b.code, part, n, b.stderr.String())
+		case <-deadline:
+			t.Fatalf("%s never held %d bytes: %s", part, n, b.stderr.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// stoppedMidCopy starts a download of a 64 MiB file and stops the process
+// (SIGSTOP) once part of it has arrived, so the test can act while the
+// copy is certainly in flight.
+func stoppedMidCopy(t *testing.T, e *sftpEnv) (bg *bgCLI, remote, dst string) {
+	t.Helper()
+	remote = filepath.Join(e.root, "big.bin")
+	randomFile(t, remote, 64<<20)
+	dst = filepath.Join(t.TempDir(), "big.bin")
+	bg = startCp(t, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
+	bg.waitPart(t, dst+partSuffix, 1<<20)
+	bg.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { _ = bg.cmd.Process.Signal(syscall.SIGCONT) })
+	require.Less(t, fileSize(dst+partSuffix), int64(64<<20), "the copy was stopped mid-transfer")
+	return bg, remote, dst
+}
+
+// TestCpSurvivesDrain: a node that starts to shut down lets a copy that is
+// already running finish, verification included (it needs no new stream).
+func TestCpSurvivesDrain(t *testing.T) {
+	e := newSFTPEnv(t)
+	bg, remote, dst := stoppedMidCopy(t, e)
+	require.NoError(t, e.node.cmd.Process.Signal(syscall.SIGTERM))
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(e.node.Log(), "shutting down") {
+		select {
+		case <-deadline:
+			t.Fatalf("node did not start to drain: %s", e.node.Log())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	bg.signal(t, syscall.SIGCONT)
+	require.Equal(t, 0, bg.wait(t), bg.stderr.String())
+	assert.Equal(t, sha(t, remote), sha(t, dst), "the copy completed byte-exact during the drain")
+	_, err := os.Stat(dst + partSuffix)
+	assert.True(t, os.IsNotExist(err), "no part file left behind")
+	select {
+	case err := <-e.node.done:
+		assert.NoError(t, err, e.node.Log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node did not stop after the copy: %s", e.node.Log())
+	}
+}
+
+// TestCpInterruptExit130: SIGINT during a copy exits 130 with a hint,
+// leaving the part file for --resume and no DST.
+func TestCpInterruptExit130(t *testing.T) {
+	e := newSFTPEnv(t)
+	bg, _, dst := stoppedMidCopy(t, e)
+	bg.signal(t, syscall.SIGINT) // delivered when it continues
+	bg.signal(t, syscall.SIGCONT)
+	assert.Equal(t, 130, bg.wait(t), bg.stderr.String())
+	assert.Contains(t, bg.stderr.String(), "alknet: interrupted; run again with --resume to continue")
+	_, err := os.Stat(dst)
+	assert.True(t, os.IsNotExist(err), "no DST after an interrupted copy")
+	assert.Greater(t, fileSize(dst+partSuffix), int64(0), "the part file stays for --resume")
+}
+
+// TestCpResumeOverHole: the node's server writes an upload with parallel
+// workers, so a crash can leave a partial file whose size runs past a
+// range of zeros. --resume must continue from the verified prefix.
+func TestCpResumeOverHole(t *testing.T) {
+	e := newSFTPEnv(t)
+	src := filepath.Join(t.TempDir(), "up.bin")
+	randomFile(t, src, 8<<20)
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	partial := append([]byte(nil), b[:5<<20]...)
+	clear(partial[3<<20+10 : 3<<20+5000]) // the hole a crashed node left
+	require.NoError(t, os.MkdirAll(e.root, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(e.root, "up.bin"+partSuffix), partial, 0o644))
+
+	r := runCLI(t, nil, "--data", e.rw, "cp", "--resume", "--no-verify", src, e.node.Addr+":/up.bin")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "only the first 3145728 of 5242880 bytes already copied match; resuming from there")
+	assert.Equal(t, sha(t, src), sha(t, filepath.Join(e.root, "up.bin")), "no hole in the result, even with --no-verify")
+}
+
+// TestCpResumeNeverIntoDst: --resume with an existing, different DST and
+// no part file replaces DST whole; it never writes into it.
+func TestCpResumeNeverIntoDst(t *testing.T) {
+	e := newSFTPEnv(t)
+	remote := filepath.Join(e.root, "f.bin")
+	randomFile(t, remote, 3<<20)
+	for _, args := range [][]string{{"--resume"}, {"--resume", "--no-verify"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "f.bin")
+			old := []byte("an older, different and shorter file\n")
+			require.NoError(t, os.WriteFile(dst, old, 0o644))
+			before, err := os.Stat(dst)
+			require.NoError(t, err)
+			r := runCLI(t, nil, append(append([]string{"--data", e.rw, "cp"}, args...), e.node.Addr+":/f.bin", dst)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			assert.Equal(t, sha(t, remote), sha(t, dst))
+			after, err := os.Stat(dst)
+			require.NoError(t, err)
+			assert.False(t, os.SameFile(before, after), "DST was replaced by rename, not written in place")
+		})
+	}
+}
+
+// TestCpSkipsSymlinksLoudly: cp -r says which symbolic links it leaves
+// out, in both directions.
+func TestCpSkipsSymlinksLoudly(t *testing.T) {
+	e := newSFTPEnv(t)
+	src := filepath.Join(t.TempDir(), "tree")
+	randomFile(t, filepath.Join(src, "a"), 10)
+	require.NoError(t, os.Symlink("a", filepath.Join(src, "link")))
+	r := runCLI(t, nil, "--data", e.rw, "cp", "-r", src, e.node.Addr+":/")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "alknet: skipping "+filepath.Join(src, "link")+": symbolic link")
+	_, err := os.Lstat(filepath.Join(e.root, "tree", "link"))
+	assert.True(t, os.IsNotExist(err))
+
+	require.NoError(t, os.Symlink("a", filepath.Join(e.root, "tree", "rlink")))
+	back := t.TempDir()
+	r = runCLI(t, nil, "--data", e.rw, "cp", "-r", e.node.Addr+":/tree", back)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "alknet: skipping /tree/rlink: symbolic link")
+	assert.Equal(t, sha(t, filepath.Join(src, "a")), sha(t, filepath.Join(back, "tree", "a")))
 }

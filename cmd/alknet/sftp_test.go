@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -276,62 +276,43 @@ func TestCpTreeRoundTrip(t *testing.T) {
 func TestCpResume(t *testing.T) {
 	e := newSFTPEnv(t)
 	remote := filepath.Join(e.root, "big.bin")
-	randomFile(t, remote, 32<<20)
+	randomFile(t, remote, 64<<20)
 	want := sha(t, remote)
 	dst := filepath.Join(t.TempDir(), "big.bin")
 	part := dst + partSuffix
 
-	// Interrupt a real download once part of it has arrived.
-	cmd := exec.Command(alknetBin, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	interrupted := false
-wait:
-	for {
-		select {
-		case <-exited:
-			break wait
-		case <-time.After(2 * time.Millisecond):
-			if fi, err := os.Stat(part); err == nil && fi.Size() >= 1<<20 {
-				_ = cmd.Process.Kill()
-				<-exited
-				interrupted = true
-				break wait
-			}
-		}
-	}
-	if !interrupted || fileSize(part) >= 32<<20 {
-		// The transfer won the race: make the partial file by hand.
-		t.Log("download finished before it could be interrupted; truncating instead")
-		_ = os.Remove(dst)
-		b, err := os.ReadFile(remote)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(part, b[:10<<20+123], 0o644))
-	}
+	// Kill a real download once part of it has arrived: stop it first so
+	// it cannot finish between the check and the kill.
+	bg := startCp(t, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
+	bg.waitPart(t, part, 1<<20)
+	bg.signal(t, syscall.SIGSTOP)
 	partSize := fileSize(part)
-	require.Greater(t, partSize, int64(0))
+	require.Less(t, partSize, int64(64<<20), "the copy was stopped mid-transfer")
+	bg.signal(t, syscall.SIGKILL)
+	bg.wait(t)
+	_, err := os.Stat(dst)
+	require.True(t, os.IsNotExist(err), "a killed copy leaves no DST")
 	t.Logf("resuming at %d bytes", partSize)
 
 	r := runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst)
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "already copied match", "the killed copy's prefix is intact")
 	assert.Equal(t, want, sha(t, dst), "resumed download is byte-exact")
-	_, err := os.Stat(part)
+	_, err = os.Stat(part)
 	assert.True(t, os.IsNotExist(err), "part renamed into place")
 
-	// Resume continues by size, so a damaged prefix survives it; the
-	// checksum comparison catches that.
+	// A damaged prefix is not trusted: the resume starts at the last
+	// block both sides agree on.
 	b, err := os.ReadFile(remote)
 	require.NoError(t, err)
-	bad := append([]byte(nil), b[:1<<20]...)
-	bad[100] ^= 0xff
+	bad := append([]byte(nil), b[:3<<20]...)
+	bad[1<<20+100] ^= 0xff
 	dst2 := filepath.Join(t.TempDir(), "big.bin")
 	require.NoError(t, os.WriteFile(dst2+partSuffix, bad, 0o644))
 	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst2)
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "checksum mismatch")
-	_, err = os.Stat(dst2)
-	assert.True(t, os.IsNotExist(err), "a mismatching file is not renamed into place")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "only the first 1048576 of 3145728 bytes already copied match; resuming from there")
+	assert.Equal(t, want, sha(t, dst2))
 
 	// Upload resume: a partial remote file is continued.
 	src := filepath.Join(t.TempDir(), "up.bin")
@@ -339,6 +320,7 @@ wait:
 	require.NoError(t, os.WriteFile(filepath.Join(e.root, "up.bin"+partSuffix), b[:2<<20+7], 0o644))
 	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", src, e.node.Addr+":/up.bin")
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "already copied match")
 	assert.Equal(t, sha(t, src), sha(t, filepath.Join(e.root, "up.bin")))
 	_, err = os.Stat(filepath.Join(e.root, "up.bin"+partSuffix))
 	assert.True(t, os.IsNotExist(err))
