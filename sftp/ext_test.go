@@ -1,7 +1,10 @@
 package sftp
 
 import (
+	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -190,4 +193,173 @@ func TestCheckFileAfterHalfClose(t *testing.T) {
 	want := sha256.Sum256([]byte("hello"))
 	assert.Equal(t, "sha256", alg)
 	assert.Equal(t, want[:], sum)
+}
+
+// open sends SSH_FXP_OPEN for reading and returns the handle.
+func (r *rawSession) open(id uint32, p string) string {
+	r.t.Helper()
+	e := newPacket(fxpOpen, id)
+	e.str(p)
+	e.u32(1) // SSH_FXF_READ
+	e.u32(0) // no attributes
+	r.send(e.bytes())
+	reply := r.recv()
+	require.Equal(r.t, byte(fxpHandle), reply[4], "open %s", p)
+	d := decoder{b: reply[5:]}
+	require.Equal(r.t, id, d.u32())
+	h := d.str()
+	require.NoError(r.t, d.err)
+	return h
+}
+
+func sha256Blocks(data []byte, block int) [][]byte {
+	var out [][]byte
+	for len(data) > 0 {
+		n := min(block, len(data))
+		s := sha256.Sum256(data[:n])
+		out = append(out, s[:])
+		data = data[n:]
+	}
+	return out
+}
+
+// TestCheckFileHandle hashes through an open handle, whole and per block,
+// and over a sub-range.
+func TestCheckFileHandle(t *testing.T) {
+	f := newFixture(t, Config{})
+	data := make([]byte, 300_000)
+	_, _ = rand.Read(data)
+	f.write(t, "f.bin", data)
+	r := f.raw(t, reader)
+	h := r.open(1, "/f.bin")
+
+	r.send(checkFileReq(2, extCheckFileHandle, h, "md5,sha256", 0, 0, 0))
+	alg, sums, err := parseCheckFileBlocks(r.recv(), 2)
+	require.NoError(t, err)
+	want := md5.Sum(data)
+	assert.Equal(t, "md5", alg, "the client's first supported choice")
+	assert.Equal(t, [][]byte{want[:]}, sums)
+
+	r.send(checkFileReq(3, extCheckFileHandle, h, "sha256", 1000, 200_000, 65536))
+	alg, sums, err = parseCheckFileBlocks(r.recv(), 3)
+	require.NoError(t, err)
+	assert.Equal(t, "sha256", alg)
+	assert.Equal(t, sha256Blocks(data[1000:201_000], 65536), sums, "four blocks, the last one short")
+
+	// Through the exported client, on one session.
+	a, b := coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{Identity: reader})
+	defer a.Close(0, "")
+	go func() {
+		if st, err := b.AcceptStream(t.Context()); err == nil {
+			_ = f.srv.ServeSession(t.Context(), st, reader)
+		}
+	}()
+	st, err := a.OpenStream(t.Context())
+	require.NoError(t, err)
+	ctl, err := NewControl(st)
+	require.NoError(t, err)
+	_, sums, err = ctl.CheckRange("/f.bin", 0, int64(len(data)), 1<<16, "sha256")
+	require.NoError(t, err)
+	assert.Equal(t, sha256Blocks(data, 1<<16), sums)
+	_, sum, err := ctl.CheckFile("/f.bin")
+	require.NoError(t, err)
+	whole := sha256.Sum256(data)
+	assert.Equal(t, whole[:], sum)
+	_, _, err = ctl.CheckRange("/f.bin", 0, 0, 1<<16)
+	assert.ErrorIs(t, err, ErrCheckRange, "block hashes need a length")
+	_, _, err = ctl.CheckRange("/f.bin", 0, 1<<30, 256)
+	assert.ErrorIs(t, err, ErrCheckRange, "more than MaxCheckBlocks blocks")
+}
+
+// TestExtensionErrors covers every refusal of the extensions this package
+// serves itself, each with its code and message.
+func TestExtensionErrors(t *testing.T) {
+	f := newFixture(t, Config{MaxPacket: 34 << 10, MaxChecksumLength: 400_000})
+	f.write(t, "f.bin", make([]byte, 300_000))
+	f.write(t, "big.bin", make([]byte, 500_000))
+	require.NoError(t, os.Mkdir(filepath.Join(f.root, "dir"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(f.outside, "secret"), filepath.Join(f.root, "out")))
+	r := f.raw(t, reader)
+	h := r.open(1, "/f.bin")
+
+	short := newPacket(fxpExtended, 0)
+	short.str(extCheckFileName)
+	short.str("/f.bin")
+	short.str("sha256")
+	short.u32(0) // start cut short
+	shortBody := short.bytes()
+
+	fsyncReq := func(id uint32, handle string) []byte {
+		e := newPacket(fxpExtended, id)
+		e.str(extFsync)
+		e.str(handle)
+		return e.bytes()
+	}
+	bareExt := func(id uint32, name string) []byte {
+		e := newPacket(fxpExtended, id)
+		e.str(name)
+		return e.bytes()
+	}
+	for _, tc := range []struct {
+		name string
+		req  func(id uint32) []byte
+		code uint32
+		msg  string
+	}{
+		{"malformed name request", func(id uint32) []byte {
+			p := append([]byte(nil), shortBody...)
+			binary.BigEndian.PutUint32(p[5:], id)
+			return p
+		}, fxBadMessage, "malformed request"},
+		{"malformed handle request", func(id uint32) []byte { return bareExt(id, extCheckFileHandle) }, fxBadMessage, "malformed request"},
+		{"no algorithm", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/f.bin", "crc32,sha3", 0, 0, 0) }, fxOpUnsupported, "no supported hash algorithm"},
+		{"small block", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/f.bin", "sha256", 0, 0, 255) }, fxFailure, "block size below 256"},
+		{"start beyond end", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/f.bin", "sha256", 300_001, 0, 0) }, fxFailure, "start offset beyond end of file"},
+		{"range too large", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/big.bin", "sha256", 0, 0, 0) }, fxFailure, "range too large to hash"},
+		{"too many blocks", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/f.bin", "sha256", 0, 0, 256) }, fxFailure, "too many blocks for one reply"},
+		{"missing file", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/nope", "sha256", 0, 0, 0) }, fxNoSuchFile, "no such file"},
+		{"directory", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/dir", "sha256", 0, 0, 0) }, fxFailure, "is a directory"},
+		{"link out of the root", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/out", "sha256", 0, 0, 0) }, fxPermission, "permission denied: path leaves the root"},
+		{"NUL in path", func(id uint32) []byte { return checkFileReq(id, extCheckFileName, "/f\x00", "sha256", 0, 0, 0) }, fxBadMessage, "invalid path"},
+		{"unknown handle", func(id uint32) []byte { return checkFileReq(id, extCheckFileHandle, "nohandle", "sha256", 0, 0, 0) }, fxFailure, "invalid handle"},
+		{"fsync malformed", func(id uint32) []byte { return bareExt(id, extFsync) }, fxBadMessage, "malformed request"},
+		{"fsync unknown handle", func(id uint32) []byte { return fsyncReq(id, "nohandle") }, fxFailure, "invalid handle"},
+		{"fsync", func(id uint32) []byte { return fsyncReq(id, h) }, fxOK, ""},
+		{"unknown extension", func(id uint32) []byte { return bareExt(id, "nonesuch@example.com") }, fxOpUnsupported, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const id = 77
+			r.t = t
+			r.send(tc.req(id))
+			code, msg := r.status(id)
+			assert.Equal(t, tc.code, code)
+			if tc.msg != "" || tc.code == fxOK {
+				assert.Equal(t, tc.msg, msg)
+			}
+		})
+	}
+
+	// Closing the handle forgets it.
+	e := newPacket(fxpClose, 5)
+	e.str(h)
+	r.t = t
+	r.send(e.bytes())
+	code, _ := r.status(5)
+	require.Equal(t, uint32(fxOK), code)
+	r.send(checkFileReq(6, extCheckFileHandle, h, "sha256", 0, 0, 0))
+	code, msg := r.status(6)
+	assert.Equal(t, uint32(fxFailure), code)
+	assert.Equal(t, "invalid handle", msg)
+}
+
+// TestCheckFileDisabledRefused: with check-file off, the requests reach
+// pkg/sftp, which does not know them.
+func TestCheckFileDisabledRefused(t *testing.T) {
+	f := newFixture(t, Config{MaxChecksumLength: -1})
+	f.write(t, "f", []byte("x"))
+	r := f.raw(t, reader)
+	assert.NotContains(t, r.exts, extCheckFile)
+	r.send(checkFileReq(3, extCheckFileName, "/f", "sha256", 0, 0, 0))
+	code, _ := r.status(3)
+	assert.Equal(t, uint32(fxOpUnsupported), code)
 }

@@ -163,56 +163,75 @@ func (s *session) readLoop(pw *io.PipeWriter) error {
 		}
 		buf = p[:0]
 		s.touch()
-		typ := p[4]
-		body := p[5:]
-		switch typ {
-		case fxpInit:
+		head, herr := parseHead(p)
+		switch {
+		case herr != nil:
+			// Malformed: pkg/sftp answers it (BAD_MESSAGE) or ends the session.
+		case head.typ == fxpInit:
 			if err := s.writePacket(s.versionPacket()); err != nil {
 				return err
 			}
 			continue
-		case fxpOpen:
-			d := decoder{b: body}
-			id := d.u32()
-			name := d.str()
-			if d.err == nil {
-				s.mapMu.Lock()
-				s.pending[id] = name
-				s.mapMu.Unlock()
-			}
-		case fxpClose:
-			d := decoder{b: body}
-			d.u32()
-			h := d.str()
-			if d.err == nil {
-				s.mapMu.Lock()
-				delete(s.handles, h)
-				s.mapMu.Unlock()
-			}
-		case fxpExtended:
-			d := decoder{b: body}
-			id := d.u32()
-			name := d.str()
-			if d.err == nil {
-				if h := s.extension(name); h != nil {
-					args := append([]byte(nil), d.b...)
-					s.extSem <- struct{}{}
-					s.ext.Add(1)
-					go func() {
-						defer s.ext.Done()
-						defer func() { <-s.extSem }()
-						if err := s.writePacket(h(s, id, args)); err != nil {
-							s.closeRW()
-						}
-					}()
-					continue
-				}
+		case head.typ == fxpOpen:
+			s.mapMu.Lock()
+			s.pending[head.id] = head.name
+			s.mapMu.Unlock()
+		case head.typ == fxpClose:
+			s.mapMu.Lock()
+			delete(s.handles, head.name)
+			s.mapMu.Unlock()
+		case head.typ == fxpExtended:
+			if h := s.extension(head.name); h != nil {
+				id, args := head.id, append([]byte(nil), head.args...)
+				s.extSem <- struct{}{}
+				s.ext.Add(1)
+				go func() {
+					defer s.ext.Done()
+					defer func() { <-s.extSem }()
+					if err := s.writePacket(h(s, id, args)); err != nil {
+						s.closeRW()
+					}
+				}()
+				continue
 			}
 		}
 		if _, err := pw.Write(p); err != nil {
 			return err
 		}
 	}
+}
+
+// requestHead is what the session reads of a client packet before
+// pkg/sftp sees it: the type, and for OPEN, CLOSE and EXTENDED the request
+// id and the first string (file name, handle, extension name); args is
+// what follows that string.
+type requestHead struct {
+	typ  byte
+	id   uint32
+	name string
+	args []byte // aliases the packet
+}
+
+// parseHead decodes the head of a whole packet p (length prefix
+// included, at least 5 bytes, as readPacket returns it). Types other than
+// INIT, OPEN, CLOSE and EXTENDED are not looked into. ErrBadPacket means
+// the body is too short for the id and the string it declares.
+func parseHead(p []byte) (requestHead, error) {
+	if len(p) < 5 {
+		return requestHead{}, ErrBadPacket
+	}
+	h := requestHead{typ: p[4]}
+	switch h.typ {
+	case fxpOpen, fxpClose, fxpExtended:
+		d := decoder{b: p[5:]}
+		h.id = d.u32()
+		h.name = d.str()
+		if d.err != nil {
+			return requestHead{typ: h.typ}, d.err
+		}
+		h.args = d.b
+	}
+	return h, nil
 }
 
 // writePacket writes one whole packet to the client.
