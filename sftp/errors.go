@@ -3,6 +3,7 @@ package sftp
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -123,6 +124,10 @@ func isEscape(err error) bool {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+	}
+	var le *os.LinkError // Rename and Link
+	if errors.As(err, &le) {
+		return le.Err != nil && le.Err.Error() == "path escapes from parent"
 	}
 	return false
 }

@@ -126,7 +126,8 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	f.write(t, "other", []byte("x"))
 	err = c.Rename("/other", "/d/moved.bin")
-	assert.Error(t, err, "plain rename must not replace")
+	assert.Equal(t, uint32(fxFailure), statusCode(err), "plain rename must not replace")
+	assert.ErrorContains(t, err, `"file exists"`)
 	require.NoError(t, c.PosixRename("/other", "/d/moved.bin"))
 	b, err := os.ReadFile(filepath.Join(f.root, "d", "moved.bin"))
 	require.NoError(t, err)
@@ -159,7 +160,7 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, c.Truncate("/d/hard", 0))
 	fi, _ = os.Stat(filepath.Join(f.root, "d", "hard"))
 	assert.Zero(t, fi.Size())
-	assert.Error(t, c.Chown("/d/hard", 0, 0))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Chown("/d/hard", 0, 0)), "changing owner is refused")
 
 	for i := range 250 {
 		f.write(t, filepath.Join("many", "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), nil)
@@ -211,20 +212,21 @@ func TestEscapesRefused(t *testing.T) {
 	for _, p := range []string{"/abs-link", "/rel-link", "/dir-link/secret"} {
 		_, err := c.Open(p)
 		require.Error(t, err, p)
+		assert.Equal(t, uint32(fxPermission), statusCode(err), "%s: path leaves the root", p)
 		assert.NotContains(t, err.Error(), f.outside)
 		w, err := c.OpenFile(p, os.O_WRONLY|os.O_TRUNC|os.O_CREATE)
 		if err == nil {
 			_, _ = w.Write([]byte("pwned"))
 			_ = w.Close()
 		}
-		assert.Error(t, err, p)
-		assert.Error(t, c.Chmod(p, 0o777), p)
-		assert.Error(t, c.Truncate(p, 0), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(err), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(c.Chmod(p, 0o777)), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(c.Truncate(p, 0)), p)
 		_, err = c.ReadDir("/dir-link")
-		assert.Error(t, err)
+		assert.Equal(t, uint32(fxPermission), statusCode(err))
 	}
 	_, err = c.Create("/dir-link/new")
-	assert.Error(t, err)
+	assert.Equal(t, uint32(fxPermission), statusCode(err))
 	_, err = os.Stat(filepath.Join(f.outside, "new"))
 	assert.True(t, os.IsNotExist(err))
 
@@ -235,10 +237,10 @@ func TestEscapesRefused(t *testing.T) {
 	require.NoError(t, c.Rename("/mine", "../../escaped"))
 	_, err = os.Stat(filepath.Join(f.root, "escaped"))
 	assert.NoError(t, err, "rename target clamps to the root")
-	assert.Error(t, c.Rename("/escaped", "/dir-link/escaped"))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Rename("/escaped", "/dir-link/escaped")))
 	_, err = os.Stat(filepath.Join(f.outside, "escaped"))
 	assert.True(t, os.IsNotExist(err))
-	assert.Error(t, c.Link("/dir-link/secret", "/stolen"))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Link("/dir-link/secret", "/stolen")))
 
 	// A client symlink whose target climbs is refused, even one that stays
 	// inside lexically; an absolute target under the link's directory is
@@ -300,22 +302,31 @@ func TestSymlinkSwap(t *testing.T) {
 			_ = os.Rename(tmp, swap)
 		}
 	}()
-	var okReads int
-	for range 400 {
+	// Read until both states of the swap have been seen: a read through
+	// the inside link, and a refusal through the outside one. The secret
+	// must never come back.
+	var okReads, refused int
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; okReads < 5 || refused < 5; i++ {
+		require.True(t, time.Now().Before(deadline), "after %d tries: %d reads, %d refusals", i, okReads, refused)
 		r, err := c.Open("/swap/secret")
 		if err != nil {
+			// Through the outside link (leaves the root) or mid-swap
+			// (no such file); nothing else.
+			code := statusCode(err)
+			require.True(t, code == fxNoSuchFile || code == fxPermission, "unexpected error %v", err)
+			refused++
 			continue
 		}
 		b, err := io.ReadAll(r)
 		r.Close()
-		if err == nil {
-			okReads++
-			require.NotEqual(t, f.secret, b, "read the secret through a swapped symlink")
-		}
+		require.NoError(t, err)
+		require.NotEqual(t, f.secret, b, "read the secret through a swapped symlink")
+		require.Equal(t, "harmless", string(b))
+		okReads++
 	}
 	cancel()
 	wg.Wait()
-	t.Logf("%d reads through the inside link succeeded", okReads)
 }
 
 func TestReadOnlyPeer(t *testing.T) {
@@ -372,7 +383,7 @@ func TestNoIdentity(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorIs(t, f.srv.ServeSession(t.Context(), srvSide, nil), ErrUnauthenticated)
 	_, err = st.Read(make([]byte, 1))
-	assert.Error(t, err, "stream closed")
+	assert.ErrorIs(t, err, io.EOF, "stream closed without a byte")
 }
 
 func TestPerPeerHome(t *testing.T) {
@@ -411,8 +422,8 @@ func TestHandleLimit(t *testing.T) {
 	h2, err := c.Open("/a")
 	require.NoError(t, err)
 	_, err = c.Open("/a")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "too many open handles")
+	assert.Equal(t, uint32(fxFailure), statusCode(err))
+	assert.ErrorContains(t, err, `"too many open handles"`)
 	require.NoError(t, h1.Close())
 	h3, err := c.Open("/a")
 	require.NoError(t, err)
