@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,8 +65,21 @@ func (e *sftpEnv) batch(t *testing.T, client string, cmds ...string) result {
 
 func requireSFTP(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("sftp"); err != nil {
-		t.Skip("OpenSSH sftp client not installed (apt-get install openssh-client)")
+	needClient(t, "sftp", "openssh-client")
+}
+
+// needClient skips the test when the real client binary name is missing,
+// saying which package to install; with ALKNET_REQUIRE_CLIENTS=1 (set in
+// CI) a missing client fails the test instead, so interop tests cannot be
+// skipped silently.
+func needClient(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		msg := fmt.Sprintf("%s not found; install %s (Debian/Ubuntu: apt-get install %s)", name, pkg, pkg)
+		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
+			t.Fatal(msg + "; ALKNET_REQUIRE_CLIENTS=1 makes a missing client an error")
+		}
+		t.Skip(msg)
 	}
 }
 
@@ -138,21 +152,22 @@ func TestSFTPEscapesRefused(t *testing.T) {
 	rel, err := filepath.Rel(e.root, e.secret)
 	require.NoError(t, err)
 
-	for _, tc := range []struct{ name, cmd string }{
-		{"dotdot", "get ../../etc/passwd " + filepath.Join(local, "passwd")},
-		{"relative to outside", "get " + rel + " " + filepath.Join(local, "s1")},
-		{"absolute outside", "get " + e.secret + " " + filepath.Join(local, "s2")},
-		{"etc passwd", "get /etc/passwd " + filepath.Join(local, "s3")},
-		{"symlink read", "get /evil " + filepath.Join(local, "s4")},
-		{"symlinked dir read", "get /evildir/secret " + filepath.Join(local, "s5")},
-		{"symlink write", "put " + payload + " /evil"},
-		{"symlinked dir write", "put " + payload + " /evildir/new"},
-		{"rename into symlinked dir", "rename /mine /evildir/mine"},
-		{"chmod through symlink", "chmod 777 /evil"},
+	for _, tc := range []struct{ name, cmd, reason string }{
+		{"dotdot", "get ../../etc/passwd " + filepath.Join(local, "passwd"), "not found"},
+		{"relative to outside", "get " + rel + " " + filepath.Join(local, "s1"), "not found"},
+		{"absolute outside", "get " + e.secret + " " + filepath.Join(local, "s2"), "not found"},
+		{"etc passwd", "get /etc/passwd " + filepath.Join(local, "s3"), "not found"},
+		{"symlink read", "get /evil " + filepath.Join(local, "s4"), "Permission denied"},
+		{"symlinked dir read", "get /evildir/secret " + filepath.Join(local, "s5"), "not found"},
+		{"symlink write", "put " + payload + " /evil", "Permission denied"},
+		{"symlinked dir write", "put " + payload + " /evildir/new", "Permission denied"},
+		{"rename into symlinked dir", "rename /mine /evildir/mine", "Permission denied"},
+		{"chmod through symlink", "chmod 777 /evil", "Permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.batch(t, e.rw, tc.cmd)
 			assert.NotEqual(t, 0, r.code, "must fail: %s\n%s", tc.cmd, r.stdout)
+			assert.Contains(t, r.stderr, tc.reason)
 			assert.NotContains(t, r.stderr, e.root, "no host paths of the node")
 		})
 	}
@@ -367,4 +382,40 @@ func TestParseCpArg(t *testing.T) {
 			assert.Equal(t, tc.path, got.path)
 		})
 	}
+}
+
+// TestNeedClient checks that a missing client skips locally and fails
+// when ALKNET_REQUIRE_CLIENTS=1.
+func TestNeedClient(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, tc := range []struct {
+		env          string
+		failed, skip bool
+	}{{"", false, true}, {"1", true, false}} {
+		t.Setenv("ALKNET_REQUIRE_CLIENTS", tc.env)
+		ft := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() { defer close(done); needClient(ft, "sftp", "openssh-client") }() // Skip and Fatal end the goroutine
+		<-done
+		assert.Equal(t, tc.failed, ft.failed, "ALKNET_REQUIRE_CLIENTS=%q", tc.env)
+		assert.Equal(t, tc.skip, ft.skipped, "ALKNET_REQUIRE_CLIENTS=%q", tc.env)
+		assert.Contains(t, ft.msg, "sftp not found; install openssh-client")
+	}
+}
+
+// fakeTB records Skip and Fatal instead of acting on them.
+type fakeTB struct {
+	testing.TB
+	failed, skipped bool
+	msg             string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	f.failed, f.msg = true, fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped, f.msg = true, fmt.Sprint(args...)
+	runtime.Goexit()
 }
