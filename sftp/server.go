@@ -154,6 +154,27 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// HomeDir returns the absolute host path of the directory id's sessions
+// are jailed in: the root, or with Config.PerPeerHome <root>/<peer id>,
+// created (0700) when missing. It fails with ErrBadPeerID for a peer id
+// that cannot name a directory, and when the home exists but is not a
+// directory. Other services that should start a peer in the same place
+// (an SSH shell's working directory) use it.
+func (s *Server) HomeDir(id *core.Identity) (string, error) {
+	if id == nil {
+		return "", ErrUnauthenticated
+	}
+	r, err := s.openHome(id)
+	if err != nil {
+		return "", err
+	}
+	_ = r.Close()
+	if !s.cfg.PerPeerHome {
+		return s.root, nil
+	}
+	return filepath.Join(s.root, id.ID), nil
+}
+
 // openHome opens the session's jail: the root, or the peer's home in it.
 func (s *Server) openHome(id *core.Identity) (*os.Root, error) {
 	if !s.cfg.PerPeerHome {

@@ -403,6 +403,17 @@ func TestPerPeerHome(t *testing.T) {
 	_, err = cr.Open("/../writer/hello")
 	assert.Equal(t, uint32(fxNoSuchFile), statusCode(err))
 
+	home, err := f.srv.HomeDir(writer)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(f.srv.Root(), "writer"), home)
+	home, err = f.srv.HomeDir(&core.Identity{ID: "newcomer"})
+	require.NoError(t, err)
+	fi, err := os.Stat(home)
+	require.NoError(t, err, "HomeDir creates the home")
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	_, err = f.srv.HomeDir(&core.Identity{ID: "a/b"})
+	assert.ErrorIs(t, err, ErrBadPeerID)
+
 	bad := &core.Identity{ID: "..", Scopes: []string{ScopeRead}}
 	a, bconn := coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{Identity: bad})
 	defer a.Close(0, "")
