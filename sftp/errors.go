@@ -51,6 +51,7 @@ var (
 	errNoSuchFile   = status(sftp.ErrSSHFxNoSuchFile, "no such file")
 	errEscape       = status(sftp.ErrSSHFxPermissionDenied, "permission denied: path leaves the root")
 	errBadPath      = status(sftp.ErrSSHFxBadMessage, "invalid path")
+	errBadAttrs     = status(sftp.ErrSSHFxBadMessage, "malformed attributes")
 	errLinkClimb    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: symlink target may not leave the link's directory")
 	errTooMany      = status(sftp.ErrSSHFxFailure, "too many open handles")
 	errPeerTooMany  = status(sftp.ErrSSHFxFailure, "too many open handles for this peer")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -42,6 +43,10 @@ type session struct {
 	mapMu   sync.Mutex
 	pending map[uint32]string
 	handles map[string]string
+	// perms queues, per client path, the permissions of OPENs with CREAT
+	// that carried them, until the open runs (takeOpenPerm).
+	perms  map[string][]fs.FileMode
+	nperms int
 
 	ext    sync.WaitGroup
 	extSem chan struct{} // bounds extension requests in flight
@@ -67,6 +72,7 @@ func newSession(ctx context.Context, srv *Server, root *os.Root, id *core.Identi
 		log:      srv.log.With("peer", id.ID),
 		pending:  map[uint32]string{},
 		handles:  map[string]string{},
+		perms:    map[string][]fs.FileMode{},
 		extSem:   make(chan struct{}, maxExtInFlight),
 	}
 	s.touch()
@@ -175,6 +181,11 @@ func (s *session) readLoop(pw *io.PipeWriter) error {
 		case head.typ == fxpOpen:
 			s.mapMu.Lock()
 			s.pending[head.id] = head.name
+			if perm, ok := openPerm(head.args); ok && s.nperms < maxQueuedPerms {
+				k := clientPath(head.name)
+				s.perms[k] = append(s.perms[k], perm)
+				s.nperms++
+			}
 			s.mapMu.Unlock()
 		case head.typ == fxpClose:
 			s.mapMu.Lock()
@@ -232,6 +243,62 @@ func parseHead(p []byte) (requestHead, error) {
 		h.args = d.b
 	}
 	return h, nil
+}
+
+// maxQueuedPerms bounds the open permissions a session remembers; past
+// it, files are created 0644.
+const maxQueuedPerms = 1024
+
+// SFTP v3 open flags and attribute flags openPerm reads.
+const (
+	fxfCreat       = 0x08
+	attrSize       = 0x01
+	attrUIDGID     = 0x02
+	attrPermission = 0x04
+)
+
+// openPerm reads the permissions an OPEN asks a created file to get, from
+// what follows its file name: uint32 pflags, uint32 attribute flags, the
+// attributes. ok is false unless it has CREAT and permissions.
+func openPerm(args []byte) (fs.FileMode, bool) {
+	d := decoder{b: args}
+	pflags := d.u32()
+	aflags := d.u32()
+	if d.err != nil || pflags&fxfCreat == 0 || aflags&attrPermission == 0 {
+		return 0, false
+	}
+	if aflags&attrSize != 0 {
+		d.u64()
+	}
+	if aflags&attrUIDGID != 0 {
+		d.u32()
+		d.u32()
+	}
+	mode := d.u32()
+	if d.err != nil {
+		return 0, false
+	}
+	return fs.FileMode(mode) & fs.ModePerm, true
+}
+
+// takeOpenPerm returns the permissions the oldest pending OPEN of p asked
+// for, or 0644.
+func (s *session) takeOpenPerm(p string) fs.FileMode {
+	k := clientPath(p)
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	q := s.perms[k]
+	if len(q) == 0 {
+		return 0o644
+	}
+	perm := q[0]
+	if len(q) == 1 {
+		delete(s.perms, k)
+	} else {
+		s.perms[k] = q[1:]
+	}
+	s.nperms--
+	return perm
 }
 
 // writePacket writes one whole packet to the client.
