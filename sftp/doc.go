@@ -30,6 +30,13 @@
 // posix-rename@openssh.com, statvfs@openssh.com and hardlink@openssh.com
 // come from pkg/sftp. SPEC.md describes the wire format and limits.
 //
+// Client side: Download and Upload copy files and trees the way alknet cp
+// does (part file, fsync, SHA-256 verification, rename; resume from a
+// verified prefix), and never trust names a node sends: an entry name
+// that is not one path element fails the copy. Control is the small
+// session they keep open for limits and check-file, so a draining node
+// lets running copies finish.
+//
 // Limits: special files (FIFOs, devices) cannot be opened; Chmod and
 // Chtimes follow the os.Root caveat that a file swapped for a symlink
 // during the call may have the link itself changed, which stays inside the

@@ -28,6 +28,17 @@ var (
 	// ErrTooManySessions refuses a session of a peer that already has
 	// Config.MaxPeerSessions sessions open.
 	ErrTooManySessions = errors.New("alknet/sftp: too many sessions for this peer")
+	// ErrBadEntryName fails a Download whose node sent a directory entry
+	// name that is not a single path element ("x/.." arrives from
+	// pkg/sftp's client as ".."), or that would land outside the
+	// destination.
+	ErrBadEntryName = errors.New("alknet/sftp: refusing a file name the node sent")
+	// ErrIsDirectory fails a copy of a directory without
+	// CopyOptions.Recursive.
+	ErrIsDirectory = errors.New("alknet/sftp: is a directory")
+	// ErrChecksumMismatch fails a copy whose SHA-256 differs between the
+	// two sides at the end.
+	ErrChecksumMismatch = errors.New("alknet/sftp: checksum mismatch")
 	// ErrIdle ends a session that was idle longer than Config.IdleTimeout.
 	ErrIdle = errors.New("alknet/sftp: session idle timeout")
 )
