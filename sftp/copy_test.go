@@ -3,6 +3,7 @@ package sftp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -87,4 +88,41 @@ func TestCopyRoundTrip(t *testing.T) {
 	cancel()
 	err = Download(ctx, a, "/tree/a", t.TempDir(), CopyOptions{})
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// TestVerifyMismatch: the final comparison fails a copy whose bytes
+// differ from the node's, and verifiedPrefix stops at the first block
+// that differs.
+func TestVerifyMismatch(t *testing.T) {
+	f := newFixture(t, Config{})
+	data := make([]byte, 3<<20)
+	_, _ = rand.Read(data)
+	f.write(t, "f", data)
+	r := f.raw(t, reader)
+	ctl := &Control{rw: r.st, exts: r.exts}
+	cp := &copier{ctl: ctl, hasCheck: true, check: true}
+
+	h := sha256.New()
+	h.Write(data)
+	require.NoError(t, cp.verify(h, "local", "/f"))
+	h.Write([]byte("x"))
+	err := cp.verify(h, "local", "/f")
+	assert.ErrorIs(t, err, ErrChecksumMismatch)
+
+	local := filepath.Join(t.TempDir(), "l")
+	bad := append([]byte(nil), data...)
+	bad[2<<20+5] ^= 1
+	require.NoError(t, os.WriteFile(local, bad, 0o644))
+	lf, err := os.Open(local)
+	require.NoError(t, err)
+	defer lf.Close()
+	var notes []string
+	cp.opt.Notice = func(m string) { notes = append(notes, m) }
+	good, err := cp.verifiedPrefix(lf, "/f", int64(len(bad)))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2<<20), good)
+	assert.Equal(t, []string{"/f: only the first 2097152 of 3145728 bytes already copied match; resuming from there"}, notes)
+	good, err = cp.verifiedPrefix(lf, "/f", 2<<20+5)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2<<20+5), good, "a prefix that ends before the damage is whole")
 }
