@@ -9,6 +9,12 @@ import (
 const (
 	// DefaultMaxHandles is the open-handle limit of one session.
 	DefaultMaxHandles = 64
+	// DefaultMaxPeerHandles is the open-handle limit of one peer across
+	// all its sessions.
+	DefaultMaxPeerHandles = 256
+	// DefaultMaxPeerSessions is the limit of concurrent sessions of one
+	// peer across all its connections.
+	DefaultMaxPeerSessions = 64
 	// DefaultMaxPacket is the largest SFTP packet accepted or sent, in
 	// bytes, counting the 4-byte length prefix. It is also the ceiling:
 	// pkg/sftp refuses anything larger.
@@ -41,6 +47,16 @@ type Config struct {
 	// MaxHandles caps open file and directory handles per session. Zero
 	// means DefaultMaxHandles (64); negative means no limit.
 	MaxHandles int
+	// MaxPeerHandles caps open file and directory handles of one peer (by
+	// peer id) across all its sessions and connections, so a peer cannot
+	// exhaust the node's file descriptors. Zero means DefaultMaxPeerHandles
+	// (256); negative means no limit.
+	MaxPeerHandles int
+	// MaxPeerSessions caps concurrent sessions of one peer across all its
+	// connections; each session holds a descriptor for its root and up to
+	// 4 more while extension requests run. Zero means
+	// DefaultMaxPeerSessions (64); negative means no limit.
+	MaxPeerSessions int
 	// MaxPacket is the largest SFTP packet a session accepts and the size
 	// its reads and writes are advertised at (limits@openssh.com), in bytes
 	// including the length prefix. Zero means DefaultMaxPacket (256 KiB);
@@ -62,6 +78,12 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MaxHandles == 0 {
 		c.MaxHandles = DefaultMaxHandles
+	}
+	if c.MaxPeerHandles == 0 {
+		c.MaxPeerHandles = DefaultMaxPeerHandles
+	}
+	if c.MaxPeerSessions == 0 {
+		c.MaxPeerSessions = DefaultMaxPeerSessions
 	}
 	if c.MaxPacket == 0 {
 		c.MaxPacket = DefaultMaxPacket

@@ -9,8 +9,10 @@
 // a chroot), then resolved component by component with openat, so "..",
 // absolute paths and symlinks (including ones swapped in while an
 // operation runs) never reach outside the root. Symlinks are followed
-// only while they stay inside; absolute symlink targets given by a client
-// are stored relative to the link so they mean the same inside the jail.
+// only while they stay inside; a symlink a client makes may only point
+// into its own directory or below (no ".." in the target; an absolute
+// target is stored relative to the link), so it cannot lead the host file
+// system out of the root either.
 // Errors carry SFTP status codes and fixed messages, never host paths or
 // OS error text.
 //
@@ -27,6 +29,13 @@
 // per-block hashes, used by alknet cp to verify transfers; see CheckFile).
 // posix-rename@openssh.com, statvfs@openssh.com and hardlink@openssh.com
 // come from pkg/sftp. SPEC.md describes the wire format and limits.
+//
+// Client side: Download and Upload copy files and trees the way alknet cp
+// does (part file, fsync, SHA-256 verification, rename; resume from a
+// verified prefix), and never trust names a node sends: an entry name
+// that is not one path element fails the copy. Control is the small
+// session they keep open for limits and check-file, so a draining node
+// lets running copies finish.
 //
 // Limits: special files (FIFOs, devices) cannot be opened; Chmod and
 // Chtimes follow the os.Root caveat that a file swapped for a symlink

@@ -3,6 +3,7 @@ package sftp
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -24,6 +25,20 @@ var (
 	ErrPacketTooLarge = errors.New("alknet/sftp: packet too large")
 	// ErrBadPacket ends a session whose peer sent a malformed packet.
 	ErrBadPacket = errors.New("alknet/sftp: malformed packet")
+	// ErrTooManySessions refuses a session of a peer that already has
+	// Config.MaxPeerSessions sessions open.
+	ErrTooManySessions = errors.New("alknet/sftp: too many sessions for this peer")
+	// ErrBadEntryName fails a Download whose node sent a directory entry
+	// name that is not a single path element ("x/.." arrives from
+	// pkg/sftp's client as ".."), or that would land outside the
+	// destination.
+	ErrBadEntryName = errors.New("alknet/sftp: refusing a file name the node sent")
+	// ErrIsDirectory fails a copy of a directory without
+	// CopyOptions.Recursive.
+	ErrIsDirectory = errors.New("alknet/sftp: is a directory")
+	// ErrChecksumMismatch fails a copy whose SHA-256 differs between the
+	// two sides at the end.
+	ErrChecksumMismatch = errors.New("alknet/sftp: checksum mismatch")
 	// ErrIdle ends a session that was idle longer than Config.IdleTimeout.
 	ErrIdle = errors.New("alknet/sftp: session idle timeout")
 )
@@ -47,7 +62,10 @@ var (
 	errNoSuchFile   = status(sftp.ErrSSHFxNoSuchFile, "no such file")
 	errEscape       = status(sftp.ErrSSHFxPermissionDenied, "permission denied: path leaves the root")
 	errBadPath      = status(sftp.ErrSSHFxBadMessage, "invalid path")
+	errBadAttrs     = status(sftp.ErrSSHFxBadMessage, "malformed attributes")
+	errLinkClimb    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: symlink target may not leave the link's directory")
 	errTooMany      = status(sftp.ErrSSHFxFailure, "too many open handles")
+	errPeerTooMany  = status(sftp.ErrSSHFxFailure, "too many open handles for this peer")
 	errUnsupported  = status(sftp.ErrSSHFxOpUnsupported, "operation unsupported")
 	errNotRegular   = status(sftp.ErrSSHFxFailure, "not a regular file")
 	errExists       = status(sftp.ErrSSHFxFailure, "file exists")
@@ -61,6 +79,7 @@ var (
 	errCrossDevice  = status(sftp.ErrSSHFxFailure, "cross-device link")
 	errNameTooLong  = status(sftp.ErrSSHFxFailure, "file name too long")
 	errInvalidInput = status(sftp.ErrSSHFxFailure, "invalid argument")
+	errSessionEnded = status(sftp.ErrSSHFxFailure, "session ended")
 )
 
 // fsError maps an OS error to a status error without leaking its text.
@@ -117,6 +136,10 @@ func isEscape(err error) bool {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+	}
+	var le *os.LinkError // Rename and Link
+	if errors.As(err, &le) {
+		return le.Err != nil && le.Err.Error() == "path escapes from parent"
 	}
 	return false
 }

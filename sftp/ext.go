@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -195,7 +196,9 @@ func (s *session) checkFile(id uint32, p string, d *decoder) []byte {
 	e := newPacket(fxpExtendedReply, id)
 	e.str(extCheckFile)
 	e.str(alg)
-	r := io.NewSectionReader(f, int64(start), int64(length))
+	// Hashing stops as soon as the session ends: nobody would read the
+	// answer, and a drain must not wait for gigabytes of it.
+	r := ctxReader{ctx: s.ctx, r: io.NewSectionReader(f, int64(start), int64(length))}
 	buf := make([]byte, 256<<10)
 	if block == 0 { // one hash over the whole range
 		h := newHash(alg)
@@ -222,6 +225,19 @@ func (s *session) checkFile(id uint32, p string, d *decoder) []byte {
 		e.raw(h.Sum(nil))
 	}
 	return e.bytes()
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, errSessionEnded
+	}
+	return c.r.Read(p)
 }
 
 // errorPacket turns a handler error into a status reply.

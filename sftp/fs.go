@@ -29,15 +29,29 @@ func (h *fsHandler) write(op string) error {
 	return errReadOnly
 }
 
-// acquire takes one handle slot or fails with errTooMany.
+// acquire takes one handle slot of the session and of the peer, or fails
+// with errTooMany (the session's limit) or errPeerTooMany (the peer's,
+// across all its sessions).
 func (h *fsHandler) acquire() (release func(), err error) {
 	limit := int64(h.srv.cfg.MaxHandles)
 	if n := h.open.Add(1); limit > 0 && n > limit {
 		h.open.Add(-1)
 		return nil, errTooMany
 	}
+	plimit := int64(h.srv.cfg.MaxPeerHandles)
+	if n := h.peer.handles.Add(1); plimit > 0 && n > plimit {
+		h.peer.handles.Add(-1)
+		h.open.Add(-1)
+		h.log.Warn("sftp open refused", "err", "too many open handles for this peer")
+		return nil, errPeerTooMany
+	}
 	var once sync.Once
-	return func() { once.Do(func() { h.open.Add(-1) }) }, nil
+	return func() {
+		once.Do(func() {
+			h.open.Add(-1)
+			h.peer.handles.Add(-1)
+		})
+	}, nil
 }
 
 // openRegular opens name with flags and makes sure it is a regular file.
@@ -92,6 +106,10 @@ func (h *fsHandler) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 }
 
 func (h *fsHandler) openForWrite(r *sftp.Request, mode int) (*file, error) {
+	// pkg/sftp hands an OPEN's open flags over where attribute flags
+	// belong, so r.AttrFlags and r.Attributes mean nothing here (and
+	// trusting them dereferences nil): the session read the mode.
+	perm := (*session)(h).takeOpenPerm(r.Filepath)
 	if err := h.write("open"); err != nil {
 		return nil, err
 	}
@@ -112,10 +130,6 @@ func (h *fsHandler) openForWrite(r *sftp.Request, mode int) (*file, error) {
 	}
 	if pf.Excl {
 		flags |= os.O_EXCL
-	}
-	perm := fs.FileMode(0o644)
-	if r.AttrFlags().Permissions {
-		perm = fs.FileMode(r.Attributes().Mode) & fs.ModePerm
 	}
 	release, err := h.acquire()
 	if err != nil {
@@ -173,11 +187,8 @@ func (h *fsHandler) Filecmd(r *sftp.Request) error {
 		if err != nil {
 			return err
 		}
-		perm := fs.FileMode(0o755)
-		if r.AttrFlags().Permissions {
-			perm = fs.FileMode(r.Attributes().Mode) & fs.ModePerm
-		}
-		return fsError(h.root.Mkdir(name, perm))
+		// pkg/sftp passes no attributes with MKDIR.
+		return fsError(h.root.Mkdir(name, 0o755))
 	case "Link":
 		oldName, err := h.name(r.Filepath)
 		if err != nil {
@@ -240,6 +251,9 @@ func (h *fsHandler) setstat(r *sftp.Request) error {
 	}
 	flags := r.AttrFlags()
 	attrs := r.Attributes()
+	if attrs == nil { // shorter than its flags say
+		return errBadAttrs
+	}
 	if flags.UidGid {
 		return status(sftp.ErrSSHFxPermissionDenied, "permission denied: changing owner is not allowed")
 	}

@@ -26,35 +26,31 @@ func resolve(p string) (string, error) {
 func clientPath(p string) string { return path.Clean("/" + p) }
 
 // linkTarget turns the target of a new symlink at link (both as the client
-// gave them) into what is stored on disk: relative targets are kept,
-// absolute ones are rewritten relative to the link's directory so they
-// mean the same inside the jail. A target that lexically leaves the root
-// is refused.
+// gave them) into what is stored on disk. A stored target never climbs:
+// it has no ".." element and is not absolute, so it names something in the
+// link's own directory or below it. That holds however the directories
+// around the link are renamed or replaced later, and whatever other links
+// the target passes through were made under the same rule (a check that
+// resolved ".." through existing links at creation time could be undone
+// by swapping a directory for a link afterwards). An absolute target is
+// stored relative to the link's directory when it lies under it, and
+// refused otherwise, like any target with a ".." element.
 func linkTarget(target, link string) (string, error) {
 	if target == "" || strings.IndexByte(target, 0) >= 0 {
 		return "", errBadPath
 	}
-	dir := path.Dir(clientPath(link))
 	if path.IsAbs(target) {
+		dir := path.Dir(clientPath(link))
 		abs := path.Clean(target)
 		rel := relPath(dir, abs)
+		if rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", errLinkClimb
+		}
 		return rel, nil
 	}
-	// Walk dir + target without collapsing ".." at the root.
-	depth := 0
-	if dir != "/" {
-		depth = strings.Count(dir, "/")
-	}
 	for _, el := range strings.Split(target, "/") {
-		switch el {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return "", errEscape
-			}
-		default:
-			depth++
+		if el == ".." {
+			return "", errLinkClimb
 		}
 	}
 	return target, nil

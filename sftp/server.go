@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -33,7 +34,8 @@ type Server struct {
 	root string // absolute
 	log  *slog.Logger
 
-	mu sync.Mutex // guards homes creation
+	mu    sync.Mutex // guards homes creation
+	peers peerTable
 
 	stateMu sync.Mutex // guards closed and wg.Add
 	closed  bool
@@ -122,13 +124,20 @@ func (s *Server) ServeSession(ctx context.Context, rw io.ReadWriteCloser, id *co
 	s.wg.Add(1)
 	s.stateMu.Unlock()
 	defer s.wg.Done()
+	peer, err := s.peers.join(id.ID, s.cfg.MaxPeerSessions)
+	if err != nil {
+		_ = rw.Close()
+		s.log.Warn("sftp session refused", "peer", id.ID, "err", err)
+		return err
+	}
+	defer s.peers.leave(id.ID, peer)
 	root, err := s.openHome(id)
 	if err != nil {
 		_ = rw.Close()
 		return err
 	}
 	defer root.Close()
-	sess := newSession(s, root, id, rw)
+	sess := newSession(ctx, s, root, id, peer, rw)
 	return sess.serve(ctx)
 }
 
@@ -143,6 +152,27 @@ func (s *Server) Close() error {
 	s.stateMu.Unlock()
 	s.wg.Wait()
 	return nil
+}
+
+// HomeDir returns the absolute host path of the directory id's sessions
+// are jailed in: the root, or with Config.PerPeerHome <root>/<peer id>,
+// created (0700) when missing. It fails with ErrBadPeerID for a peer id
+// that cannot name a directory, and when the home exists but is not a
+// directory. Other services that should start a peer in the same place
+// (an SSH shell's working directory) use it.
+func (s *Server) HomeDir(id *core.Identity) (string, error) {
+	if id == nil {
+		return "", ErrUnauthenticated
+	}
+	r, err := s.openHome(id)
+	if err != nil {
+		return "", err
+	}
+	_ = r.Close()
+	if !s.cfg.PerPeerHome {
+		return s.root, nil
+	}
+	return filepath.Join(s.root, id.ID), nil
 }
 
 // openHome opens the session's jail: the root, or the peer's home in it.
@@ -192,6 +222,48 @@ func peerName(id *core.Identity) string {
 		return ""
 	}
 	return id.ID
+}
+
+// peerUse is what one peer holds open on the server, across all its
+// sessions and connections (alknet/sftp and an SSH server's subsystem).
+type peerUse struct {
+	sessions int          // guarded by peerTable.mu
+	handles  atomic.Int64 // open file and directory handles
+}
+
+// peerTable counts sessions and handles per peer id, so that one peer
+// cannot exhaust the node's file descriptors with many sessions.
+type peerTable struct {
+	mu sync.Mutex
+	m  map[string]*peerUse
+}
+
+// join admits one more session of peer, or fails with ErrTooManySessions
+// when it already has limit (limit < 0: no limit).
+func (t *peerTable) join(peer string, limit int) (*peerUse, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[string]*peerUse{}
+	}
+	u := t.m[peer]
+	if u == nil {
+		u = &peerUse{}
+		t.m[peer] = u
+	}
+	if limit >= 0 && u.sessions >= limit {
+		return nil, ErrTooManySessions
+	}
+	u.sessions++
+	return u, nil
+}
+
+func (t *peerTable) leave(peer string, u *peerUse) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u.sessions--; u.sessions <= 0 && t.m[peer] == u {
+		delete(t.m, peer)
+	}
 }
 
 var _ core.ProtocolHandler = (*Server)(nil)

@@ -126,7 +126,8 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	f.write(t, "other", []byte("x"))
 	err = c.Rename("/other", "/d/moved.bin")
-	assert.Error(t, err, "plain rename must not replace")
+	assert.Equal(t, uint32(fxFailure), statusCode(err), "plain rename must not replace")
+	assert.ErrorContains(t, err, `"file exists"`)
 	require.NoError(t, c.PosixRename("/other", "/d/moved.bin"))
 	b, err := os.ReadFile(filepath.Join(f.root, "d", "moved.bin"))
 	require.NoError(t, err)
@@ -159,7 +160,7 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, c.Truncate("/d/hard", 0))
 	fi, _ = os.Stat(filepath.Join(f.root, "d", "hard"))
 	assert.Zero(t, fi.Size())
-	assert.Error(t, c.Chown("/d/hard", 0, 0))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Chown("/d/hard", 0, 0)), "changing owner is refused")
 
 	for i := range 250 {
 		f.write(t, filepath.Join("many", "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), nil)
@@ -211,46 +212,60 @@ func TestEscapesRefused(t *testing.T) {
 	for _, p := range []string{"/abs-link", "/rel-link", "/dir-link/secret"} {
 		_, err := c.Open(p)
 		require.Error(t, err, p)
+		assert.Equal(t, uint32(fxPermission), statusCode(err), "%s: path leaves the root", p)
 		assert.NotContains(t, err.Error(), f.outside)
 		w, err := c.OpenFile(p, os.O_WRONLY|os.O_TRUNC|os.O_CREATE)
 		if err == nil {
 			_, _ = w.Write([]byte("pwned"))
 			_ = w.Close()
 		}
-		assert.Error(t, err, p)
-		assert.Error(t, c.Chmod(p, 0o777), p)
-		assert.Error(t, c.Truncate(p, 0), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(err), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(c.Chmod(p, 0o777)), p)
+		assert.Equal(t, uint32(fxPermission), statusCode(c.Truncate(p, 0)), p)
 		_, err = c.ReadDir("/dir-link")
-		assert.Error(t, err)
+		assert.Equal(t, uint32(fxPermission), statusCode(err))
 	}
 	_, err = c.Create("/dir-link/new")
-	assert.Error(t, err)
+	assert.Equal(t, uint32(fxPermission), statusCode(err))
 	_, err = os.Stat(filepath.Join(f.outside, "new"))
 	assert.True(t, os.IsNotExist(err))
+
+	require.NoError(t, c.Mkdir("/sub"))
 
 	// Renames and links out of the root stay inside.
 	f.write(t, "mine", []byte("mine"))
 	require.NoError(t, c.Rename("/mine", "../../escaped"))
 	_, err = os.Stat(filepath.Join(f.root, "escaped"))
 	assert.NoError(t, err, "rename target clamps to the root")
-	assert.Error(t, c.Rename("/escaped", "/dir-link/escaped"))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Rename("/escaped", "/dir-link/escaped")))
 	_, err = os.Stat(filepath.Join(f.outside, "escaped"))
 	assert.True(t, os.IsNotExist(err))
-	assert.Error(t, c.Link("/dir-link/secret", "/stolen"))
+	assert.Equal(t, uint32(fxPermission), statusCode(c.Link("/dir-link/secret", "/stolen")))
 
-	// A client symlink with a target above the root is refused; an
-	// absolute one is stored relative to the link.
-	assert.Equal(t, uint32(fxPermission), statusCode(c.Symlink("../../outside/secret", "/s1")))
-	require.NoError(t, c.Mkdir("/sub"))
-	require.NoError(t, c.Symlink("/escaped", "/sub/s2"))
-	tgt, err := os.Readlink(filepath.Join(f.root, "sub", "s2"))
+	// A client symlink whose target climbs is refused, even one that stays
+	// inside lexically; an absolute target under the link's directory is
+	// stored relative to it, one elsewhere is refused.
+	raw := f.raw(t, writer)
+	for i, tc := range [][2]string{{"../../outside/secret", "/s1"}, {"../escaped", "/sub/s1"}, {"/escaped", "/sub/s2"}, {"a/../b", "/s4"}} {
+		code, msg := raw.symlink(uint32(i+1), tc[0], tc[1])
+		assert.Equal(t, uint32(fxPermission), code, "%s -> %s", tc[1], tc[0])
+		assert.Equal(t, "permission denied: symlink target may not leave the link's directory", msg, "%s -> %s", tc[1], tc[0])
+	}
+	require.NoError(t, c.Symlink("/escaped", "/s2"))
+	tgt, err := os.Readlink(filepath.Join(f.root, "s2"))
 	require.NoError(t, err)
-	assert.Equal(t, "../escaped", tgt)
-	r, err := c.Open("/sub/s2")
+	assert.Equal(t, "escaped", tgt)
+	r, err := c.Open("/s2")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(r)
 	r.Close()
 	assert.Equal(t, "mine", string(b))
+	require.NoError(t, c.Mkdir("/sub/deeper"))
+	require.NoError(t, c.Symlink("/sub/deeper", "/sub/s5"))
+	tgt, err = os.Readlink(filepath.Join(f.root, "sub", "s5"))
+	require.NoError(t, err)
+	assert.Equal(t, "deeper", tgt)
+	// An absolute host path means a path inside the jail.
 	require.NoError(t, c.Symlink(outSecret, "/s3"))
 	_, err = c.Open("/s3")
 	assert.Equal(t, uint32(fxNoSuchFile), statusCode(err))
@@ -287,22 +302,31 @@ func TestSymlinkSwap(t *testing.T) {
 			_ = os.Rename(tmp, swap)
 		}
 	}()
-	var okReads int
-	for range 400 {
+	// Read until both states of the swap have been seen: a read through
+	// the inside link, and a refusal through the outside one. The secret
+	// must never come back.
+	var okReads, refused int
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; okReads < 5 || refused < 5; i++ {
+		require.True(t, time.Now().Before(deadline), "after %d tries: %d reads, %d refusals", i, okReads, refused)
 		r, err := c.Open("/swap/secret")
 		if err != nil {
+			// Through the outside link (leaves the root) or mid-swap
+			// (no such file); nothing else.
+			code := statusCode(err)
+			require.True(t, code == fxNoSuchFile || code == fxPermission, "unexpected error %v", err)
+			refused++
 			continue
 		}
 		b, err := io.ReadAll(r)
 		r.Close()
-		if err == nil {
-			okReads++
-			require.NotEqual(t, f.secret, b, "read the secret through a swapped symlink")
-		}
+		require.NoError(t, err)
+		require.NotEqual(t, f.secret, b, "read the secret through a swapped symlink")
+		require.Equal(t, "harmless", string(b))
+		okReads++
 	}
 	cancel()
 	wg.Wait()
-	t.Logf("%d reads through the inside link succeeded", okReads)
 }
 
 func TestReadOnlyPeer(t *testing.T) {
@@ -359,7 +383,7 @@ func TestNoIdentity(t *testing.T) {
 	require.NoError(t, err)
 	assert.ErrorIs(t, f.srv.ServeSession(t.Context(), srvSide, nil), ErrUnauthenticated)
 	_, err = st.Read(make([]byte, 1))
-	assert.Error(t, err, "stream closed")
+	assert.ErrorIs(t, err, io.EOF, "stream closed without a byte")
 }
 
 func TestPerPeerHome(t *testing.T) {
@@ -378,6 +402,17 @@ func TestPerPeerHome(t *testing.T) {
 	assert.Equal(t, uint32(fxNoSuchFile), statusCode(err))
 	_, err = cr.Open("/../writer/hello")
 	assert.Equal(t, uint32(fxNoSuchFile), statusCode(err))
+
+	home, err := f.srv.HomeDir(writer)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(f.srv.Root(), "writer"), home)
+	home, err = f.srv.HomeDir(&core.Identity{ID: "newcomer"})
+	require.NoError(t, err)
+	fi, err := os.Stat(home)
+	require.NoError(t, err, "HomeDir creates the home")
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	_, err = f.srv.HomeDir(&core.Identity{ID: "a/b"})
+	assert.ErrorIs(t, err, ErrBadPeerID)
 
 	bad := &core.Identity{ID: "..", Scopes: []string{ScopeRead}}
 	a, bconn := coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{Identity: bad})
@@ -398,8 +433,8 @@ func TestHandleLimit(t *testing.T) {
 	h2, err := c.Open("/a")
 	require.NoError(t, err)
 	_, err = c.Open("/a")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "too many open handles")
+	assert.Equal(t, uint32(fxFailure), statusCode(err))
+	assert.ErrorContains(t, err, `"too many open handles"`)
 	require.NoError(t, h1.Close())
 	h3, err := c.Open("/a")
 	require.NoError(t, err)
@@ -600,4 +635,34 @@ func TestServerClose(t *testing.T) {
 	st, err := b.AcceptStream(t.Context())
 	require.NoError(t, err)
 	assert.ErrorIs(t, f.srv.ServeSession(t.Context(), st, reader), core.ErrClosed)
+}
+
+// TestSymlinkChainRefused is the chain a lexical check lets through: a
+// link to ".." in a subdirectory, then a link whose target climbs through
+// it. Both stay inside the root on paper, but the host file system (the
+// shell, backups, per-peer homes) would follow the second one out.
+func TestSymlinkChainRefused(t *testing.T) {
+	f := newFixture(t, Config{})
+	c, _ := f.session(t, writer)
+	raw := f.raw(t, writer)
+	require.NoError(t, c.Mkdir("/a"))
+	const want = "permission denied: symlink target may not leave the link's directory"
+	code, msg := raw.symlink(1, "..", "/a/s")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+	code, msg = raw.symlink(2, "a/s/../outside/secret", "/t")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+
+	// Even with the first link planted on the host, the second is refused.
+	_ = os.Remove(filepath.Join(f.root, "a", "s"))
+	require.NoError(t, os.Symlink("..", filepath.Join(f.root, "a", "s")))
+	code, msg = raw.symlink(3, "a/s/../outside/secret", "/t")
+	assert.Equal(t, uint32(fxPermission), code)
+	assert.Equal(t, want, msg)
+	_, err := os.Lstat(filepath.Join(f.root, "t"))
+	assert.True(t, os.IsNotExist(err), "no link was made: %v", err)
+	b, err := os.ReadFile(filepath.Join(f.root, "t"))
+	assert.NotEqual(t, f.secret, b, "the host follows /t out of the root")
+	assert.True(t, os.IsNotExist(err))
 }

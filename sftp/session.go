@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -30,6 +31,7 @@ type session struct {
 	rw       io.ReadWriteCloser
 	log      *slog.Logger
 
+	peer    *peerUse     // this peer's sessions and handles on the server
 	open    atomic.Int64 // open handles
 	last    atomic.Int64 // unix nanos of the last packet in or out
 	idle    atomic.Bool
@@ -41,22 +43,36 @@ type session struct {
 	mapMu   sync.Mutex
 	pending map[uint32]string
 	handles map[string]string
+	// perms queues, per client path, the permissions of OPENs with CREAT
+	// that carried them, until the open runs (takeOpenPerm).
+	perms  map[string][]fs.FileMode
+	nperms int
 
 	ext    sync.WaitGroup
 	extSem chan struct{} // bounds extension requests in flight
+
+	// ctx ends when the session is stopped (closed, idle, the server
+	// closing, the connection or stream gone): extension work such as
+	// hashing stops with it. A half-close by the client does not end it,
+	// so requests already sent are still answered.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // maxExtInFlight bounds the extension requests (hashing, fsync) one
 // session runs at once; further ones wait, and so does reading.
 const maxExtInFlight = 4
 
-func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCloser) *session {
+func newSession(ctx context.Context, srv *Server, root *os.Root, id *core.Identity, peer *peerUse, rw io.ReadWriteCloser) *session {
+	ctx, cancel := context.WithCancel(ctx)
 	s := &session{
+		ctx: ctx, cancel: cancel, peer: peer,
 		srv: srv, root: root, id: id, rw: rw,
 		canWrite: id.HasScope(ScopeWrite) && !srv.cfg.ReadOnly,
 		log:      srv.log.With("peer", id.ID),
 		pending:  map[uint32]string{},
 		handles:  map[string]string{},
+		perms:    map[string][]fs.FileMode{},
 		extSem:   make(chan struct{}, maxExtInFlight),
 	}
 	s.touch()
@@ -65,7 +81,10 @@ func newSession(srv *Server, root *os.Root, id *core.Identity, rw io.ReadWriteCl
 
 func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
 
-func (s *session) closeRW() { s.closeMu.Do(func() { _ = s.rw.Close() }) }
+func (s *session) closeRW() {
+	s.cancel()
+	s.closeMu.Do(func() { _ = s.rw.Close() })
+}
 
 // serve runs the session until the client ends it or it is stopped.
 func (s *session) serve(ctx context.Context) error {
@@ -110,9 +129,13 @@ func (s *session) serve(ctx context.Context) error {
 	}()
 
 	rerr := s.readLoop(pw)
+	if !errors.Is(rerr, io.EOF) {
+		s.cancel() // the client is gone: stop work nobody will read
+	}
 	_ = pw.Close()
 	serr := <-served
 	s.ext.Wait()
+	s.cancel()
 
 	switch {
 	case s.idle.Load():
@@ -146,56 +169,136 @@ func (s *session) readLoop(pw *io.PipeWriter) error {
 		}
 		buf = p[:0]
 		s.touch()
-		typ := p[4]
-		body := p[5:]
-		switch typ {
-		case fxpInit:
+		head, herr := parseHead(p)
+		switch {
+		case herr != nil:
+			// Malformed: pkg/sftp answers it (BAD_MESSAGE) or ends the session.
+		case head.typ == fxpInit:
 			if err := s.writePacket(s.versionPacket()); err != nil {
 				return err
 			}
 			continue
-		case fxpOpen:
-			d := decoder{b: body}
-			id := d.u32()
-			name := d.str()
-			if d.err == nil {
-				s.mapMu.Lock()
-				s.pending[id] = name
-				s.mapMu.Unlock()
+		case head.typ == fxpOpen:
+			s.mapMu.Lock()
+			s.pending[head.id] = head.name
+			if perm, ok := openPerm(head.args); ok && s.nperms < maxQueuedPerms {
+				k := clientPath(head.name)
+				s.perms[k] = append(s.perms[k], perm)
+				s.nperms++
 			}
-		case fxpClose:
-			d := decoder{b: body}
-			d.u32()
-			h := d.str()
-			if d.err == nil {
-				s.mapMu.Lock()
-				delete(s.handles, h)
-				s.mapMu.Unlock()
-			}
-		case fxpExtended:
-			d := decoder{b: body}
-			id := d.u32()
-			name := d.str()
-			if d.err == nil {
-				if h := s.extension(name); h != nil {
-					args := append([]byte(nil), d.b...)
-					s.extSem <- struct{}{}
-					s.ext.Add(1)
-					go func() {
-						defer s.ext.Done()
-						defer func() { <-s.extSem }()
-						if err := s.writePacket(h(s, id, args)); err != nil {
-							s.closeRW()
-						}
-					}()
-					continue
-				}
+			s.mapMu.Unlock()
+		case head.typ == fxpClose:
+			s.mapMu.Lock()
+			delete(s.handles, head.name)
+			s.mapMu.Unlock()
+		case head.typ == fxpExtended:
+			if h := s.extension(head.name); h != nil {
+				id, args := head.id, append([]byte(nil), head.args...)
+				s.extSem <- struct{}{}
+				s.ext.Add(1)
+				go func() {
+					defer s.ext.Done()
+					defer func() { <-s.extSem }()
+					if err := s.writePacket(h(s, id, args)); err != nil {
+						s.closeRW()
+					}
+				}()
+				continue
 			}
 		}
 		if _, err := pw.Write(p); err != nil {
 			return err
 		}
 	}
+}
+
+// requestHead is what the session reads of a client packet before
+// pkg/sftp sees it: the type, and for OPEN, CLOSE and EXTENDED the request
+// id and the first string (file name, handle, extension name); args is
+// what follows that string.
+type requestHead struct {
+	typ  byte
+	id   uint32
+	name string
+	args []byte // aliases the packet
+}
+
+// parseHead decodes the head of a whole packet p (length prefix
+// included, at least 5 bytes, as readPacket returns it). Types other than
+// INIT, OPEN, CLOSE and EXTENDED are not looked into. ErrBadPacket means
+// the body is too short for the id and the string it declares.
+func parseHead(p []byte) (requestHead, error) {
+	if len(p) < 5 {
+		return requestHead{}, ErrBadPacket
+	}
+	h := requestHead{typ: p[4]}
+	switch h.typ {
+	case fxpOpen, fxpClose, fxpExtended:
+		d := decoder{b: p[5:]}
+		h.id = d.u32()
+		h.name = d.str()
+		if d.err != nil {
+			return requestHead{typ: h.typ}, d.err
+		}
+		h.args = d.b
+	}
+	return h, nil
+}
+
+// maxQueuedPerms bounds the open permissions a session remembers; past
+// it, files are created 0644.
+const maxQueuedPerms = 1024
+
+// SFTP v3 open flags and attribute flags openPerm reads.
+const (
+	fxfCreat       = 0x08
+	attrSize       = 0x01
+	attrUIDGID     = 0x02
+	attrPermission = 0x04
+)
+
+// openPerm reads the permissions an OPEN asks a created file to get, from
+// what follows its file name: uint32 pflags, uint32 attribute flags, the
+// attributes. ok is false unless it has CREAT and permissions.
+func openPerm(args []byte) (fs.FileMode, bool) {
+	d := decoder{b: args}
+	pflags := d.u32()
+	aflags := d.u32()
+	if d.err != nil || pflags&fxfCreat == 0 || aflags&attrPermission == 0 {
+		return 0, false
+	}
+	if aflags&attrSize != 0 {
+		d.u64()
+	}
+	if aflags&attrUIDGID != 0 {
+		d.u32()
+		d.u32()
+	}
+	mode := d.u32()
+	if d.err != nil {
+		return 0, false
+	}
+	return fs.FileMode(mode) & fs.ModePerm, true
+}
+
+// takeOpenPerm returns the permissions the oldest pending OPEN of p asked
+// for, or 0644.
+func (s *session) takeOpenPerm(p string) fs.FileMode {
+	k := clientPath(p)
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	q := s.perms[k]
+	if len(q) == 0 {
+		return 0o644
+	}
+	perm := q[0]
+	if len(q) == 1 {
+		delete(s.perms, k)
+	} else {
+		s.perms[k] = q[1:]
+	}
+	s.nperms--
+	return perm
 }
 
 // writePacket writes one whole packet to the client.

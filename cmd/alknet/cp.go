@@ -1,15 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,7 +12,6 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	alksftp "github.com/alkdev/alknet/sftp"
-	"github.com/pkg/sftp"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -26,7 +19,7 @@ import (
 
 // partSuffix names the file a transfer writes before renaming it into
 // place; --resume continues it.
-const partSuffix = ".alknet-part"
+const partSuffix = alksftp.PartSuffix
 
 // cpEnd is one side of alknet cp.
 type cpEnd struct {
@@ -109,9 +102,12 @@ IPv6 hosts in brackets: <nodeid>@[::1]:4433:/path) or alknet://ADDR/path.
 
 Like cp, a DST that is an existing directory receives SRC inside it. Data
 goes to DST.alknet-part and is renamed into place when complete, so DST is
-never half-written. --resume continues a .alknet-part (or a shorter DST) by
-its size. When the node offers check-file, the SHA-256 of both sides is
-compared at the end; a mismatch is an error.
+never half-written. --resume continues a DST.alknet-part left by an earlier
+run, from the longest prefix whose per-block SHA-256 both sides agree on
+(when the node offers check-file; by size otherwise); an existing DST is
+never resumed into, only replaced. When the node offers check-file, the
+SHA-256 of both sides is compared at the end; a mismatch is an error.
+An interrupted copy (SIGINT, SIGTERM) exits with status 130.
 
 A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 		Args: cobra.ExactArgs(2),
@@ -120,31 +116,11 @@ A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.recursive, "recursive", "r", false, "copy directories recursively")
-	cmd.Flags().BoolVar(&o.resume, "resume", false, "continue partial files by size")
+	cmd.Flags().BoolVar(&o.resume, "resume", false, "continue the .alknet-part files of an earlier run")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&o.noVerify, "no-verify", false, "skip the checksum comparison")
 	cmd.Flags().StringVar(&o.keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
 	return cmd
-}
-
-// copier runs one alknet cp.
-type copier struct {
-	g      *globals
-	opt    cpOptions
-	conn   core.Conn
-	c      *sftp.Client
-	check  bool // the node offers check-file
-	bar    *progressbar.ProgressBar
-	upload bool
-}
-
-// cpJob is one regular file to copy.
-type cpJob struct {
-	src, dst string // dst is the final name
-	size     int64
-	part     string // where data is written (dst.alknet-part or dst)
-	off      int64  // resume offset
-	mode     fs.FileMode
 }
 
 func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions) error {
@@ -176,74 +152,56 @@ func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions)
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close(core.CodeOK, "interrupted") })
 	defer stop()
 
-	packet := 32 << 10
-	if st, err := conn.OpenStream(ctx); err == nil {
-		if l, err := alksftp.QueryLimits(st); err == nil && l.MaxRead > 0 && l.MaxWrite > 0 {
-			packet = int(min(l.MaxRead, l.MaxWrite, 1<<20))
-		}
-		_ = st.Close()
+	var bar *progressbar.ProgressBar
+	co := alksftp.CopyOptions{
+		Recursive: o.recursive,
+		Resume:    o.resume,
+		NoVerify:  o.noVerify,
+		Planned:   func(total int64) { bar = g.progressBar(total, o.quiet) },
+		Started: func(name string) {
+			if bar != nil {
+				bar.Describe(path.Base(filepath.ToSlash(name)))
+			}
+		},
+		Moved: func(n int) {
+			if bar != nil {
+				_ = bar.Add(n)
+			}
+		},
+		Notice: func(msg string) {
+			if bar != nil {
+				fmt.Fprintln(g.stderr)
+			}
+			fmt.Fprintln(g.stderr, "alknet: "+msg)
+		},
+	}
+	if dst.remote {
+		err = alksftp.Upload(ctx, conn, src.path, dst.path, co)
 	} else {
-		return describe(err)
-	}
-	st, err := conn.OpenStream(ctx)
-	if err != nil {
-		return describe(err)
-	}
-	c, err := sftp.NewClientPipe(st, st,
-		sftp.MaxPacketUnchecked(packet),
-		sftp.UseConcurrentWrites(true),
-		sftp.UseConcurrentReads(true),
-		sftp.MaxConcurrentRequestsPerFile(64),
-	)
-	if err != nil {
-		return describe(err)
-	}
-	defer c.Close()
-	_, hasCheck := c.HasExtension("check-file")
-	cp := &copier{g: g, opt: o, conn: conn, c: c, check: hasCheck && !o.noVerify, upload: dst.remote}
-	var jobs []cpJob
-	if cp.upload {
-		jobs, err = cp.planUpload(src.path, dst.path)
-	} else {
-		jobs, err = cp.planDownload(src.path, dst.path)
+		err = alksftp.Download(ctx, conn, src.path, dst.path, co)
 	}
 	if err != nil {
-		return cp.fail(ctx, err)
-	}
-	var total int64
-	for _, j := range jobs {
-		total += j.size - j.off
-	}
-	cp.bar = g.progressBar(total, o.quiet)
-	for _, j := range jobs {
-		if cp.bar != nil {
-			cp.bar.Describe(path.Base(filepath.ToSlash(j.dst)))
+		if bar != nil {
+			_ = bar.Exit()
+			fmt.Fprintln(g.stderr)
 		}
-		if cp.upload {
-			err = cp.put(ctx, j)
-		} else {
-			err = cp.get(ctx, j)
+		if ctx.Err() != nil {
+			fmt.Fprintln(g.stderr, "alknet: interrupted; run again with --resume to continue")
+			return exitCode(130) // 128 + SIGINT, as shells report it
 		}
-		if err != nil {
-			return cp.fail(ctx, err)
+		if errors.Is(err, alksftp.ErrIsDirectory) {
+			side := src.path
+			if !dst.remote {
+				side = "remote " + side
+			}
+			return fmt.Errorf("%s is a directory (use -r)", side)
 		}
+		return describe(err)
 	}
-	if cp.bar != nil {
-		_ = cp.bar.Finish()
+	if bar != nil {
+		_ = bar.Finish()
 	}
 	return nil
-}
-
-// fail prefers "interrupted" over the errors a closed connection causes.
-func (cp *copier) fail(ctx context.Context, err error) error {
-	if cp.bar != nil {
-		_ = cp.bar.Exit()
-		fmt.Fprintln(cp.g.stderr)
-	}
-	if ctx.Err() != nil {
-		return errors.New("interrupted; run again with --resume to continue")
-	}
-	return describe(err)
 }
 
 // progressBar returns a byte progress bar on stderr, or nil when stderr
@@ -266,351 +224,4 @@ func (g *globals) progressBar(total int64, quiet bool) *progressbar.ProgressBar 
 		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
 	)
-}
-
-func (cp *copier) note(format string, args ...any) {
-	if cp.bar != nil {
-		fmt.Fprintf(cp.g.stderr, "\n"+format+"\n", args...)
-	}
-}
-
-// planDownload lists the files to fetch from remote src into local dst.
-func (cp *copier) planDownload(src, dst string) ([]cpJob, error) {
-	fi, err := cp.c.Stat(src)
-	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", src, err)
-	}
-	if lfi, err := os.Stat(dst); err == nil && lfi.IsDir() {
-		if b := path.Base(src); b != "/" && b != "." {
-			dst = filepath.Join(dst, b)
-		}
-	}
-	if !fi.IsDir() {
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("remote %s is not a regular file", src)
-		}
-		j, err := cp.localJob(src, dst, fi)
-		if err != nil {
-			return nil, err
-		}
-		return []cpJob{j}, nil
-	}
-	if !cp.opt.recursive {
-		return nil, fmt.Errorf("remote %s is a directory (use -r)", src)
-	}
-	var jobs []cpJob
-	w := cp.c.Walk(src)
-	for w.Step() {
-		if err := w.Err(); err != nil {
-			return nil, fmt.Errorf("remote %s: %w", w.Path(), err)
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(w.Path(), src), "/")
-		local := filepath.Join(dst, filepath.FromSlash(rel))
-		st := w.Stat()
-		switch {
-		case st.IsDir():
-			if err := os.MkdirAll(local, 0o755); err != nil {
-				return nil, err
-			}
-		case st.Mode().IsRegular():
-			j, err := cp.localJob(w.Path(), local, st)
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, j)
-		default:
-			cp.note("skipping %s: not a regular file", w.Path())
-		}
-	}
-	return jobs, nil
-}
-
-// localJob decides where a download goes and where it resumes.
-func (cp *copier) localJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
-	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
-	if cp.opt.resume {
-		if pfi, err := os.Stat(j.part); err == nil {
-			j.off = pfi.Size()
-		} else if dfi, err := os.Stat(dst); err == nil && dfi.Mode().IsRegular() {
-			j.part, j.off = dst, dfi.Size()
-		}
-		if j.off > j.size {
-			return j, fmt.Errorf("cannot resume %s: the local file is larger than the remote one", dst)
-		}
-	}
-	return j, nil
-}
-
-// planUpload lists the files to send from local src to remote dst.
-func (cp *copier) planUpload(src, dst string) ([]cpJob, error) {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, err
-	}
-	if rfi, err := cp.c.Stat(dst); err == nil && rfi.IsDir() {
-		dst = path.Join(dst, filepath.Base(src))
-	}
-	if !fi.IsDir() {
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("%s is not a regular file", src)
-		}
-		j, err := cp.remoteJob(src, dst, fi)
-		if err != nil {
-			return nil, err
-		}
-		return []cpJob{j}, nil
-	}
-	if !cp.opt.recursive {
-		return nil, fmt.Errorf("%s is a directory (use -r)", src)
-	}
-	var jobs []cpJob
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		remote := path.Join(dst, filepath.ToSlash(rel))
-		switch {
-		case d.IsDir():
-			if err := cp.c.MkdirAll(remote); err != nil {
-				return fmt.Errorf("remote mkdir %s: %w", remote, err)
-			}
-		case d.Type().IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			j, err := cp.remoteJob(p, remote, fi)
-			if err != nil {
-				return err
-			}
-			jobs = append(jobs, j)
-		default:
-			cp.note("skipping %s: not a regular file", p)
-		}
-		return nil
-	})
-	return jobs, err
-}
-
-// remoteJob decides where an upload goes and where it resumes.
-func (cp *copier) remoteJob(src, dst string, fi fs.FileInfo) (cpJob, error) {
-	j := cpJob{src: src, dst: dst, size: fi.Size(), part: dst + partSuffix, mode: fi.Mode().Perm()}
-	if cp.opt.resume {
-		if pfi, err := cp.c.Stat(j.part); err == nil {
-			j.off = pfi.Size()
-		} else if dfi, err := cp.c.Stat(dst); err == nil && dfi.Mode().IsRegular() {
-			j.part, j.off = dst, dfi.Size()
-		}
-		if j.off > j.size {
-			return j, fmt.Errorf("cannot resume %s: the remote file is larger than the local one", dst)
-		}
-	}
-	return j, nil
-}
-
-// get downloads one file.
-func (cp *copier) get(ctx context.Context, j cpJob) error {
-	flags := os.O_RDWR | os.O_CREATE // read: the resumed prefix is hashed
-	if j.off == 0 {
-		flags |= os.O_TRUNC
-	}
-	lf, err := os.OpenFile(j.part, flags, j.mode|0o600)
-	if err != nil {
-		return err
-	}
-	defer lf.Close()
-	h, err := cp.prefixHash(lf, j.off)
-	if err != nil {
-		return err
-	}
-	if j.off < j.size {
-		rf, err := cp.c.Open(j.src)
-		if err != nil {
-			return fmt.Errorf("remote %s: %w", j.src, err)
-		}
-		defer rf.Close()
-		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := rf.WriteTo(cp.counting(io.MultiWriter(lf, h))); err != nil {
-			return fmt.Errorf("download %s: %w", j.src, err)
-		}
-	}
-	// Durable before it takes the final name: a crash after the rename
-	// must not leave a DST with a hole in it.
-	if err := lf.Sync(); err != nil {
-		return err
-	}
-	if err := lf.Close(); err != nil {
-		return err
-	}
-	fi, err := os.Stat(j.part)
-	if err != nil {
-		return err
-	}
-	if fi.Size() != j.size {
-		return fmt.Errorf("download %s: got %d bytes, want %d (the file changed?)", j.src, fi.Size(), j.size)
-	}
-	if err := cp.verify(ctx, h, j.part, j.src); err != nil {
-		return err
-	}
-	if j.part != j.dst {
-		if err := os.Rename(j.part, j.dst); err != nil {
-			return err
-		}
-		syncDir(filepath.Dir(j.dst))
-	}
-	return nil
-}
-
-// syncDir makes a rename in dir durable; best effort.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-}
-
-// put uploads one file.
-func (cp *copier) put(ctx context.Context, j cpJob) error {
-	lf, err := os.Open(j.src)
-	if err != nil {
-		return err
-	}
-	defer lf.Close()
-	flags := os.O_WRONLY | os.O_CREATE
-	if j.off == 0 {
-		flags |= os.O_TRUNC
-	}
-	rf, err := cp.c.OpenFile(j.part, flags)
-	if err != nil {
-		return fmt.Errorf("remote %s: %w", j.part, err)
-	}
-	defer rf.Close()
-	h, err := cp.prefixHash(lf, j.off)
-	if err != nil {
-		return err
-	}
-	if j.off < j.size {
-		if _, err := rf.Seek(j.off, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := rf.ReadFromWithConcurrency(cp.countingReader(io.TeeReader(io.LimitReader(lf, j.size-j.off), h)), 0); err != nil {
-			return fmt.Errorf("upload %s: %w", j.src, err)
-		}
-	}
-	// fsync@openssh.com before the rename, when the server offers it, so
-	// the final name never points at data still in the server's page cache.
-	if err := rf.Sync(); err != nil {
-		var se *sftp.StatusError
-		if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxOpUnsupported {
-			return fmt.Errorf("upload %s: fsync: %w", j.src, err)
-		}
-	}
-	if err := rf.Close(); err != nil {
-		return fmt.Errorf("upload %s: %w", j.src, err)
-	}
-	_ = cp.c.Chmod(j.part, j.mode)
-	if err := cp.verify(ctx, h, j.src, j.part); err != nil {
-		return err
-	}
-	if j.part != j.dst {
-		if err := cp.c.PosixRename(j.part, j.dst); err != nil {
-			return fmt.Errorf("remote rename into %s: %w", j.dst, err)
-		}
-	}
-	return nil
-}
-
-// prefixHash starts the SHA-256 of a transfer: it hashes the first off
-// bytes of f (what an earlier run already moved) and leaves f positioned
-// at off. The transfer feeds the rest through the hash as it goes, so the
-// local side is never read twice. With no check to make it hashes nothing.
-func (cp *copier) prefixHash(f *os.File, off int64) (hash.Hash, error) {
-	if !cp.check {
-		_, err := f.Seek(off, io.SeekStart)
-		return discardHash{}, err
-	}
-	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	if off > 0 {
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, off), make([]byte, 1<<20)); err != nil {
-			return nil, err
-		}
-	}
-	_, err := f.Seek(off, io.SeekStart)
-	return h, err
-}
-
-// verify compares the SHA-256 of what was transferred (local) with the
-// node's hash of the remote file, when the node offers check-file.
-func (cp *copier) verify(ctx context.Context, h hash.Hash, local, remote string) error {
-	if !cp.check {
-		return nil
-	}
-	st, err := cp.conn.OpenStream(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, rsum, err := alksftp.CheckFile(st, remote, "sha256")
-	if err != nil {
-		return fmt.Errorf("checksum of remote %s: %w", remote, err)
-	}
-	if lsum := h.Sum(nil); !bytes.Equal(lsum, rsum) {
-		return fmt.Errorf("checksum mismatch: %s has sha256 %s, remote %s has %s", local, hex.EncodeToString(lsum), remote, hex.EncodeToString(rsum))
-	}
-	return nil
-}
-
-// discardHash stands in when nothing is verified.
-type discardHash struct{}
-
-func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
-func (discardHash) Sum(b []byte) []byte         { return b }
-func (discardHash) Reset()                      {}
-func (discardHash) Size() int                   { return 0 }
-func (discardHash) BlockSize() int              { return 1 }
-
-// counting and countingReader advance the progress bar.
-func (cp *copier) counting(w io.Writer) io.Writer {
-	if cp.bar == nil {
-		return writerOnly{w}
-	}
-	return &countWriter{w: w, bar: cp.bar}
-}
-
-func (cp *copier) countingReader(r io.Reader) io.Reader {
-	if cp.bar == nil {
-		return r
-	}
-	return &countReader{r: r, bar: cp.bar}
-}
-
-type countWriter struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	_ = c.bar.Add(n)
-	return n, err
-}
-
-type countReader struct {
-	r   io.Reader
-	bar *progressbar.ProgressBar
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	_ = c.bar.Add(n)
-	return n, err
 }

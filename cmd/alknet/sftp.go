@@ -24,6 +24,11 @@ type sftpConfig struct {
 	Disabled bool `toml:"disabled"`
 	// MaxHandles caps open handles per session; 0 = default (64).
 	MaxHandles int `toml:"max_handles"`
+	// MaxPeerHandles caps open handles per peer across its sessions;
+	// 0 = default (256).
+	MaxPeerHandles int `toml:"max_peer_handles"`
+	// MaxPeerSessions caps concurrent sessions per peer; 0 = default (64).
+	MaxPeerSessions int `toml:"max_peer_sessions"`
 	// IdleTimeout closes idle sessions, e.g. "15m"; empty = default.
 	IdleTimeout string `toml:"idle_timeout"`
 }
@@ -46,11 +51,13 @@ func newSFTPServer(env *serveEnv) (*sftp.Server, error) {
 		idle = d
 	}
 	srv, err := sftp.New(sftp.Config{
-		Root:        root,
-		PerPeerHome: c.PerPeerHome,
-		Logger:      env.log,
-		MaxHandles:  c.MaxHandles,
-		IdleTimeout: idle,
+		Root:            root,
+		PerPeerHome:     c.PerPeerHome,
+		Logger:          env.log,
+		MaxHandles:      c.MaxHandles,
+		MaxPeerHandles:  c.MaxPeerHandles,
+		MaxPeerSessions: c.MaxPeerSessions,
+		IdleTimeout:     idle,
 	})
 	if err != nil {
 		return nil, err

@@ -9,9 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -64,8 +65,21 @@ func (e *sftpEnv) batch(t *testing.T, client string, cmds ...string) result {
 
 func requireSFTP(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("sftp"); err != nil {
-		t.Skip("OpenSSH sftp client not installed (apt-get install openssh-client)")
+	needClient(t, "sftp", "openssh-client")
+}
+
+// needClient skips the test when the real client binary name is missing,
+// saying which package to install; with ALKNET_REQUIRE_CLIENTS=1 (set in
+// CI) a missing client fails the test instead, so interop tests cannot be
+// skipped silently.
+func needClient(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		msg := fmt.Sprintf("%s not found; install %s (Debian/Ubuntu: apt-get install %s)", name, pkg, pkg)
+		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
+			t.Fatal(msg + "; ALKNET_REQUIRE_CLIENTS=1 makes a missing client an error")
+		}
+		t.Skip(msg)
 	}
 }
 
@@ -138,21 +152,22 @@ func TestSFTPEscapesRefused(t *testing.T) {
 	rel, err := filepath.Rel(e.root, e.secret)
 	require.NoError(t, err)
 
-	for _, tc := range []struct{ name, cmd string }{
-		{"dotdot", "get ../../etc/passwd " + filepath.Join(local, "passwd")},
-		{"relative to outside", "get " + rel + " " + filepath.Join(local, "s1")},
-		{"absolute outside", "get " + e.secret + " " + filepath.Join(local, "s2")},
-		{"etc passwd", "get /etc/passwd " + filepath.Join(local, "s3")},
-		{"symlink read", "get /evil " + filepath.Join(local, "s4")},
-		{"symlinked dir read", "get /evildir/secret " + filepath.Join(local, "s5")},
-		{"symlink write", "put " + payload + " /evil"},
-		{"symlinked dir write", "put " + payload + " /evildir/new"},
-		{"rename into symlinked dir", "rename /mine /evildir/mine"},
-		{"chmod through symlink", "chmod 777 /evil"},
+	for _, tc := range []struct{ name, cmd, reason string }{
+		{"dotdot", "get ../../etc/passwd " + filepath.Join(local, "passwd"), "not found"},
+		{"relative to outside", "get " + rel + " " + filepath.Join(local, "s1"), "not found"},
+		{"absolute outside", "get " + e.secret + " " + filepath.Join(local, "s2"), "not found"},
+		{"etc passwd", "get /etc/passwd " + filepath.Join(local, "s3"), "not found"},
+		{"symlink read", "get /evil " + filepath.Join(local, "s4"), "Permission denied"},
+		{"symlinked dir read", "get /evildir/secret " + filepath.Join(local, "s5"), "not found"},
+		{"symlink write", "put " + payload + " /evil", "Permission denied"},
+		{"symlinked dir write", "put " + payload + " /evildir/new", "Permission denied"},
+		{"rename into symlinked dir", "rename /mine /evildir/mine", "Permission denied"},
+		{"chmod through symlink", "chmod 777 /evil", "Permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.batch(t, e.rw, tc.cmd)
 			assert.NotEqual(t, 0, r.code, "must fail: %s\n%s", tc.cmd, r.stdout)
+			assert.Contains(t, r.stderr, tc.reason)
 			assert.NotContains(t, r.stderr, e.root, "no host paths of the node")
 		})
 	}
@@ -276,62 +291,43 @@ func TestCpTreeRoundTrip(t *testing.T) {
 func TestCpResume(t *testing.T) {
 	e := newSFTPEnv(t)
 	remote := filepath.Join(e.root, "big.bin")
-	randomFile(t, remote, 32<<20)
+	randomFile(t, remote, 64<<20)
 	want := sha(t, remote)
 	dst := filepath.Join(t.TempDir(), "big.bin")
 	part := dst + partSuffix
 
-	// Interrupt a real download once part of it has arrived.
-	cmd := exec.Command(alknetBin, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	interrupted := false
-wait:
-	for {
-		select {
-		case <-exited:
-			break wait
-		case <-time.After(2 * time.Millisecond):
-			if fi, err := os.Stat(part); err == nil && fi.Size() >= 1<<20 {
-				_ = cmd.Process.Kill()
-				<-exited
-				interrupted = true
-				break wait
-			}
-		}
-	}
-	if !interrupted || fileSize(part) >= 32<<20 {
-		// The transfer won the race: make the partial file by hand.
-		t.Log("download finished before it could be interrupted; truncating instead")
-		_ = os.Remove(dst)
-		b, err := os.ReadFile(remote)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(part, b[:10<<20+123], 0o644))
-	}
+	// Kill a real download once part of it has arrived: stop it first so
+	// it cannot finish between the check and the kill.
+	bg := startCp(t, "--data", e.rw, "cp", e.node.Addr+":/big.bin", dst)
+	bg.waitPart(t, part, 1<<20)
+	bg.signal(t, syscall.SIGSTOP)
 	partSize := fileSize(part)
-	require.Greater(t, partSize, int64(0))
+	require.Less(t, partSize, int64(64<<20), "the copy was stopped mid-transfer")
+	bg.signal(t, syscall.SIGKILL)
+	bg.wait(t)
+	_, err := os.Stat(dst)
+	require.True(t, os.IsNotExist(err), "a killed copy leaves no DST")
 	t.Logf("resuming at %d bytes", partSize)
 
 	r := runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst)
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "already copied match", "the killed copy's prefix is intact")
 	assert.Equal(t, want, sha(t, dst), "resumed download is byte-exact")
-	_, err := os.Stat(part)
+	_, err = os.Stat(part)
 	assert.True(t, os.IsNotExist(err), "part renamed into place")
 
-	// Resume continues by size, so a damaged prefix survives it; the
-	// checksum comparison catches that.
+	// A damaged prefix is not trusted: the resume starts at the last
+	// block both sides agree on.
 	b, err := os.ReadFile(remote)
 	require.NoError(t, err)
-	bad := append([]byte(nil), b[:1<<20]...)
-	bad[100] ^= 0xff
+	bad := append([]byte(nil), b[:3<<20]...)
+	bad[1<<20+100] ^= 0xff
 	dst2 := filepath.Join(t.TempDir(), "big.bin")
 	require.NoError(t, os.WriteFile(dst2+partSuffix, bad, 0o644))
 	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", e.node.Addr+":/big.bin", dst2)
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "checksum mismatch")
-	_, err = os.Stat(dst2)
-	assert.True(t, os.IsNotExist(err), "a mismatching file is not renamed into place")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "only the first 1048576 of 3145728 bytes already copied match; resuming from there")
+	assert.Equal(t, want, sha(t, dst2))
 
 	// Upload resume: a partial remote file is continued.
 	src := filepath.Join(t.TempDir(), "up.bin")
@@ -339,6 +335,7 @@ wait:
 	require.NoError(t, os.WriteFile(filepath.Join(e.root, "up.bin"+partSuffix), b[:2<<20+7], 0o644))
 	r = runCLI(t, nil, "--data", e.rw, "cp", "--resume", src, e.node.Addr+":/up.bin")
 	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "already copied match")
 	assert.Equal(t, sha(t, src), sha(t, filepath.Join(e.root, "up.bin")))
 	_, err = os.Stat(filepath.Join(e.root, "up.bin"+partSuffix))
 	assert.True(t, os.IsNotExist(err))
@@ -385,4 +382,40 @@ func TestParseCpArg(t *testing.T) {
 			assert.Equal(t, tc.path, got.path)
 		})
 	}
+}
+
+// TestNeedClient checks that a missing client skips locally and fails
+// when ALKNET_REQUIRE_CLIENTS=1.
+func TestNeedClient(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, tc := range []struct {
+		env          string
+		failed, skip bool
+	}{{"", false, true}, {"1", true, false}} {
+		t.Setenv("ALKNET_REQUIRE_CLIENTS", tc.env)
+		ft := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() { defer close(done); needClient(ft, "sftp", "openssh-client") }() // Skip and Fatal end the goroutine
+		<-done
+		assert.Equal(t, tc.failed, ft.failed, "ALKNET_REQUIRE_CLIENTS=%q", tc.env)
+		assert.Equal(t, tc.skip, ft.skipped, "ALKNET_REQUIRE_CLIENTS=%q", tc.env)
+		assert.Contains(t, ft.msg, "sftp not found; install openssh-client")
+	}
+}
+
+// fakeTB records Skip and Fatal instead of acting on them.
+type fakeTB struct {
+	testing.TB
+	failed, skipped bool
+	msg             string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	f.failed, f.msg = true, fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped, f.msg = true, fmt.Sprint(args...)
+	runtime.Goexit()
 }
