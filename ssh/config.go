@@ -86,9 +86,15 @@ type Config struct {
 
 	// ForwardAllow restricts direct-tcpip destinations (ssh -L, ssh -D). The
 	// rules are evaluated in order and the first match decides; when the list
-	// is non-empty, a destination no rule matches is denied. Empty means any
-	// destination. See ParseRule.
+	// is non-empty, a destination no rule matches is denied, and so are
+	// zoned addresses and 0.0.0.0/8 but 0.0.0.0 (which, like ::, is checked
+	// and dialed as loopback). Empty means any destination. See ParseRule
+	// and Allowed.
 	ForwardAllow []Rule
+	// Resolver resolves the host names of direct-tcpip destinations when
+	// ForwardAllow is set; each name is resolved once and the addresses it
+	// returns are checked and dialed. Nil means net.DefaultResolver.
+	Resolver Resolver
 	// AllowRemoteBind lets tcpip-forward (ssh -R) listen on non-loopback
 	// addresses. False means loopback only ("localhost", "" and loopback
 	// IPs; other addresses are refused).

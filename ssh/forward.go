@@ -59,7 +59,7 @@ func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
 		defer release()
 		dctx, cancel := context.WithTimeout(ctx, c.srv.cfg.DialTimeout)
 		d := &net.Dialer{}
-		tc, err := dialAllowed(dctx, d, c.srv.cfg.ForwardAllow, p.Host, uint16(p.Port))
+		tc, err := dialAllowed(dctx, d, c.srv.cfg.Resolver, c.srv.cfg.ForwardAllow, p.Host, uint16(p.Port))
 		cancel()
 		if err != nil {
 			if errors.Is(err, ErrDestinationDenied) {
@@ -125,8 +125,13 @@ func (c *serverConn) bindAddr(addr string) string {
 		}
 		return "127.0.0.1"
 	}
-	if ip, err := netip.ParseAddr(addr); err == nil && ip.Unmap().IsLoopback() {
-		return ip.Unmap().String()
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		// "::ffff:127.0.0.1" and "::1%lo" bind the loopback address they
+		// name; "0.0.0.0", "::" and zoned non-loopback addresses are not
+		// loopback and need AllowRemoteBind.
+		if ip = ip.Unmap(); ip.IsLoopback() {
+			return ip.WithZone("").String()
+		}
 	}
 	if c.srv.cfg.AllowRemoteBind {
 		if addr == "*" {
