@@ -54,3 +54,52 @@ func TestReauthorizeClosesRevokedSSHKey(t *testing.T) {
 	_, err = login()
 	assert.Error(t, err, "the removed key cannot log in again")
 }
+
+// A revocation that lands after the SSH key has been resolved at login but
+// before the connection is tracked must still close it: Reauthorize cannot
+// see the connection yet, so the login has to notice by itself.
+func TestRevocationDuringLogin(t *testing.T) {
+	key := coretest.Key(t)
+	entry := core.PeerEntry{PeerID: "user", Fingerprints: []string{key.NodeID().Fingerprint()}, Scopes: []string{"ssh", "ssh:exec"}, Enabled: true}
+	other := core.PeerEntry{PeerID: "other", Fingerprints: []string{coretest.Key(t).NodeID().Fingerprint()}, Scopes: []string{"ssh"}, Enabled: true}
+	peers := coretest.NewPeers(entry, other)
+	hostKey := coretest.Key(t)
+	h, err := alkssh.New(alkssh.Config{HostKey: hostKey, Identities: peers})
+	require.NoError(t, err)
+	revoked := make(chan int, 1)
+	alkssh.SetBeforeTrack(h, func() {
+		peers.Set(other) // the key's peer is removed
+		revoked <- h.Reauthorize()
+	})
+	// The QUIC layer authenticates with a key that stays admitted, so only
+	// the SSH layer can close this connection.
+	gate := coretest.Key(t)
+	gateEntry := core.PeerEntry{PeerID: "gate", Fingerprints: []string{gate.NodeID().Fingerprint()}, Scopes: []string{"ssh"}, Enabled: true}
+	quicPeers := core.StaticPeers([]core.PeerEntry{gateEntry})
+	srv := coretest.StartEndpoint(t, core.Config{SecretKey: hostKey, Identities: quicPeers},
+		coretest.Route{Handler: h, ACL: core.AccessControl{RequiredScopes: []string{"ssh"}}})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := coretest.ClientEndpoint(t, gate).Dial(ctx, srv.Addr(), alkssh.ALPN)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(core.CodeOK, "") })
+	c, err := alkssh.NewClient(ctx, conn, key, "tester")
+	require.NoError(t, err, "authentication itself succeeds: the revocation comes after")
+	defer c.Close()
+	select {
+	case n := <-revoked:
+		assert.Equal(t, 0, n, "Reauthorize cannot see the connection yet")
+	case <-time.After(10 * time.Second):
+		t.Fatal("login never reached the tracking step")
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection authenticated during the revocation is still open")
+	}
+	_, err = c.NewSession()
+	assert.Error(t, err, "no session on the closed connection")
+}
