@@ -165,36 +165,118 @@ func TestSSHExecAndBulk(t *testing.T) {
 
 func TestSSHConfigCommand(t *testing.T) {
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
-	r := runCLI(t, nil, "ssh-config", "--name", "box", "--key", e.keys["alice"].path, e.node.Addr)
+	data := filepath.Join(e.dir, "client")
+	r := runCLI(t, nil, "--data", data, "ssh-config", "--name", "box", "--key", e.keys["alice"].path, e.node.Addr)
 	require.Equal(t, 0, r.code, r.stderr)
+	kh := filepath.Join(data, "known_hosts")
 	assert.Contains(t, r.stdout, "Host box\n")
 	assert.Contains(t, r.stdout, "ProxyCommand "+alknetBin+" --log-level error pipe --alpn alknet/ssh --key "+e.keys["alice"].path+" "+e.node.Addr+"\n")
-	cfg := filepath.Join(e.dir, "ssh_config")
-	kh := filepath.Join(e.dir, "kh2")
-	hostBlock, _, ok := strings.Cut(r.stdout, "# ~/.ssh/known_hosts")
-	require.True(t, ok, r.stdout)
-	require.NoError(t, os.WriteFile(cfg, []byte(hostBlock), 0o600))
-	var khLines []string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.Contains(l, " ssh-ed25519 AAAA") {
-			khLines = append(khLines, l)
-		}
-	}
-	require.Len(t, khLines, 1)
-	require.NoError(t, os.WriteFile(kh, []byte(khLines[0]+"\n"), 0o600))
+	assert.Contains(t, r.stdout, "    UserKnownHostsFile "+kh+"\n")
+	assert.Contains(t, r.stdout, "    StrictHostKeyChecking yes\n")
+	assert.NotContains(t, r.stdout, " ssh-ed25519 AAAA", "stdout is only ssh_config")
+	want, err := knownHostsLine(mustParseAddr(t, e.node.Addr).ID)
+	require.NoError(t, err)
+	got, err := os.ReadFile(kh)
+	require.NoError(t, err)
+	assert.Equal(t, want+"\n", string(got))
+	fi, err := os.Stat(kh)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
-	out, err := exec.Command("ssh", "-F", cfg, "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "box", "echo via-config").CombinedOutput()
+	cfg := filepath.Join(e.dir, "ssh_config")
+	require.NoError(t, os.WriteFile(cfg, []byte(r.stdout), 0o600))
+	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "box", "echo via-config").CombinedOutput()
 	require.NoError(t, err, string(out))
 	assert.Equal(t, "via-config\n", string(out))
 
-	// A wrong known_hosts entry is refused under StrictHostKeyChecking.
+	// A wrong key in the known_hosts file is refused: the block is strict.
 	other := core.NodeID{7}
 	wrong, err := knownHostsLine(other)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(kh, []byte(strings.Replace(wrong, other.String(), e.alias, 1)+"\n"), 0o600))
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "box", "echo no").CombinedOutput()
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "box", "echo no").CombinedOutput()
 	assert.Error(t, err)
 	assert.Contains(t, string(out), "REMOTE HOST IDENTIFICATION HAS CHANGED")
+
+	// --known-hosts prints the line alone.
+	r = runCLI(t, nil, "--data", data, "ssh-config", "--known-hosts", e.node.Addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, want+"\n", r.stdout)
+	// Bad names change nothing.
+	r = runCLI(t, nil, "--data", data, "ssh-config", "--name", "a b", e.node.Addr)
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "cannot contain spaces")
+}
+
+func mustParseAddr(t *testing.T, s string) core.Addr {
+	t.Helper()
+	a, err := core.ParseAddr(s)
+	require.NoError(t, err)
+	return a
+}
+
+// readmeEnv is a HOME of its own with the test peer's key as
+// ~/.ssh/id_ed25519 and a PATH whose alknet is the built binary, so that
+// the README's commands run verbatim.
+func readmeEnv(t *testing.T, e *sshEnv, peer string) (home string, env []string) {
+	t.Helper()
+	home = t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(home, ".ssh"), 0o700))
+	key, err := os.ReadFile(e.keys[peer].path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HOME", "XDG_DATA_HOME", "ALKNET_DATA", "PATH":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "HOME="+home, "PATH="+filepath.Dir(alknetBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return home, env
+}
+
+func shell(t *testing.T, env []string, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s: %s", script, out)
+	return string(out)
+}
+
+// TestSSHConfigREADME runs the README's command verbatim, twice, and then
+// OpenSSH with nothing but the resulting ~/.ssh/config. (OpenSSH reads the
+// home directory from the password database, not $HOME, hence -F.)
+func TestSSHConfigREADME(t *testing.T) {
+	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
+	home, env := readmeEnv(t, e, "alice")
+	readme := "alknet ssh-config --name box --key ~/.ssh/id_ed25519 " + e.node.Addr + " >> ~/.ssh/config"
+	shell(t, env, readme)
+	sshCmd := "ssh -F ~/.ssh/config -o BatchMode=yes box 'echo from-the-node; echo $((6*7))'"
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
+
+	// Running it again appends a second, identical block (ssh uses the
+	// first) and leaves one known_hosts line.
+	shell(t, env, readme)
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
+	kh, err := os.ReadFile(filepath.Join(home, ".local", "share", "alknet", "known_hosts"))
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(kh), "\n"), string(kh))
+
+	// --install writes the same block in place, and again replaces it.
+	require.NoError(t, os.Remove(filepath.Join(home, ".ssh", "config")))
+	shell(t, env, "printf 'Host other\\n    User someone\\n' > ~/.ssh/config")
+	shell(t, env, "alknet ssh-config --install --name box --key ~/.ssh/id_ed25519 "+e.node.Addr)
+	first, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
+	require.NoError(t, err)
+	shell(t, env, "alknet ssh-config --install --name box --key ~/.ssh/id_ed25519 "+e.node.Addr)
+	second, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
+	require.NoError(t, err)
+	assert.Equal(t, string(first), string(second), "--install is idempotent")
+	assert.True(t, strings.HasPrefix(string(second), "Host other\n    User someone\n\n# >>> alknet ssh-config box >>>\n"), string(second))
+	assert.Equal(t, 1, strings.Count(string(second), "Host box\n"))
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
 }
 
 func TestSSHPty(t *testing.T) {
