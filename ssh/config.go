@@ -79,6 +79,14 @@ type Config struct {
 	Subsystems map[string]Subsystem
 	// Exec, when set, may serve exec requests in-process.
 	Exec ExecHook
+	// HomeDir returns a peer's home: the working directory of its shell and
+	// exec sessions. The assembly layer points it at the directory the
+	// peer's SFTP sessions land in, so that "scp f box:" and "ssh box ls"
+	// see the same files. $HOME stays the server user's home (its dotfiles
+	// configure the shell; files a peer can upload never do). An error
+	// refuses the session with ExitRefused and "no home directory" on
+	// stderr (the error is logged). Nil means the server user's home.
+	HomeDir func(id *Identity) (string, error)
 	// Shell is the program for shell sessions and, with -c, exec requests.
 	// Empty means the server user's login shell from /etc/passwd, else
 	// $SHELL, else /bin/sh.

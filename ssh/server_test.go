@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -447,4 +449,24 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	_, err := c.NewSession()
 	assert.Error(t, err)
+}
+
+func TestHomeDir(t *testing.T) {
+	root := t.TempDir()
+	cfg := alkssh.Config{HomeDir: func(id *alkssh.Identity) (string, error) {
+		if id.ID == "homeless" {
+			return "", fmt.Errorf("peer %q has no home", id.ID)
+		}
+		dir := filepath.Join(root, id.ID)
+		return dir, os.MkdirAll(dir, 0o700)
+	}}
+	f := newFixture(t, cfg, map[string][]string{"alice": allScopes, "homeless": allScopes})
+	out, _, err := run(t, f.client("alice"), "pwd", nil)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "alice")+"\n", out)
+
+	out, errOut, err := run(t, f.client("homeless"), "pwd", nil)
+	assert.Equal(t, alkssh.ExitRefused, exitStatus(t, err))
+	assert.Empty(t, out)
+	assert.Equal(t, "alknet: no home directory\r\n", errOut)
 }

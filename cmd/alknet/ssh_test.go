@@ -613,3 +613,78 @@ func TestSSHRefusals(t *testing.T) {
 	assert.Equal(t, "through the allowlist", out.String())
 	assert.NotContains(t, e.node.Log(), "127.0.0.2", "destinations are never logged")
 }
+
+// TestSSHOneHome: a peer's shell and commands start in the directory its
+// scp, sftp (subsystem and alknet/sftp) and alknet cp land in, with shared
+// and with per-peer homes.
+func TestSSHOneHome(t *testing.T) {
+	needBinary(t, "scp", "openssh-client")
+	needBinary(t, "sftp", "openssh-client")
+	scopes := append([]string{"sftp"}, allSSH...)
+	for _, tc := range []struct {
+		name, config string
+		home         func(files string) string
+	}{
+		{"shared", "", func(files string) string { return files }},
+		{"per-peer", "[sftp]\nper_peer_home = true\n", func(files string) string { return filepath.Join(files, "alice") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSSHEnv(t, map[string][]string{"alice": scopes}, tc.config)
+			files, err := filepath.EvalSymlinks(e.node.DataDir)
+			require.NoError(t, err)
+			home := tc.home(filepath.Join(files, "files"))
+
+			var out bytes.Buffer
+			stderr, code := e.ssh("alice", nil, &out, "pwd")
+			require.Equal(t, 0, code, stderr)
+			assert.Equal(t, home+"\n", out.String(), "ssh box pwd")
+
+			// What OpenSSH's sftp calls its working directory is the same
+			// place: "/" of the jail.
+			batch := filepath.Join(e.dir, "batch")
+			require.NoError(t, os.WriteFile(batch, []byte("pwd\nmkdir from-sftp\n"), 0o600))
+			o, err := exec.Command("sftp", append(e.opts("alice", "alice"), "-b", batch, "node")...).CombinedOutput()
+			require.NoError(t, err, string(o))
+			assert.Contains(t, string(o), "Remote working directory: /\n")
+
+			src := filepath.Join(e.dir, "f.txt")
+			require.NoError(t, os.WriteFile(src, []byte("scp'd\n"), 0o600))
+			o, err = exec.Command("scp", append(e.opts("alice", "alice"), src, "node:")...).CombinedOutput()
+			require.NoError(t, err, string(o))
+			r := runCLI(t, nil, "cp", "-q", "--key", e.keys["alice"].path, src, e.node.Addr+":/from-cp.txt")
+			require.Equal(t, 0, r.code, r.stderr)
+
+			out.Reset()
+			stderr, code = e.ssh("alice", nil, &out, "LC_ALL=C ls; cat f.txt")
+			require.Equal(t, 0, code, stderr)
+			assert.Equal(t, "f.txt\nfrom-cp.txt\nfrom-sftp\nscp'd\n", out.String())
+		})
+	}
+}
+
+func TestPeerHome(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	require.NoError(t, os.Symlink(outside, filepath.Join(root, "linked")))
+	home := peerHome(root, true)
+	got, err := home(&core.Identity{ID: "alice"})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "alice"), got)
+	fi, err := os.Stat(got)
+	require.NoError(t, err)
+	assert.True(t, fi.IsDir())
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a\\b", "tab\there", strings.Repeat("x", 256)} {
+		_, err := home(&core.Identity{ID: bad})
+		assert.ErrorContains(t, err, "cannot name a home directory", "%q", bad)
+	}
+	_, err = home(&core.Identity{ID: "linked"})
+	assert.ErrorContains(t, err, "is not a directory", "a symlinked home is refused")
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+
+	shared, err := peerHome(root, false)(&core.Identity{ID: "../anything"})
+	require.NoError(t, err)
+	assert.Equal(t, root, shared)
+}
