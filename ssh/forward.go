@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -35,6 +36,51 @@ type forwardedPayload struct {
 	OrigPort uint32
 }
 
+// maxHostLen bounds the host of a direct-tcpip or tcpip-forward request:
+// a DNS name is at most 253 bytes, an IPv6 address with a zone far less.
+const maxHostLen = 255
+
+// validHost reports whether h can name a destination or a bind address:
+// at most maxHostLen bytes, no NUL, no control characters.
+func validHost(h string) bool {
+	if len(h) > maxHostLen {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] < 0x20 || h[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDirect decodes and checks the extra data of a direct-tcpip channel
+// open: a non-empty valid host, a port in 1..65535, and nothing after the
+// fields.
+func parseDirect(b []byte) (directPayload, error) {
+	var p directPayload
+	if err := gossh.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: direct-tcpip: %v", ErrBadRequest, err)
+	}
+	if p.Host == "" || !validHost(p.Host) || p.Port == 0 || p.Port > 65535 {
+		return p, fmt.Errorf("%w: direct-tcpip destination", ErrBadRequest)
+	}
+	return p, nil
+}
+
+// parseForward decodes and checks a tcpip-forward or cancel-tcpip-forward
+// payload: a valid (possibly empty) address and a port in 0..65535.
+func parseForward(b []byte) (forwardPayload, error) {
+	var p forwardPayload
+	if err := gossh.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: tcpip-forward: %v", ErrBadRequest, err)
+	}
+	if !validHost(p.Addr) || p.Port > 65535 {
+		return p, fmt.Errorf("%w: tcpip-forward address", ErrBadRequest)
+	}
+	return p, nil
+}
+
 // openDirect serves a direct-tcpip channel (ssh -L, ssh -D). Destinations
 // are never logged.
 func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
@@ -43,8 +89,9 @@ func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
 		_ = nc.Reject(gossh.Prohibited, "missing scope "+ScopeForward)
 		return
 	}
-	var p directPayload
-	if err := gossh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Port == 0 || p.Port > 65535 || p.Host == "" {
+	p, err := parseDirect(nc.ExtraData())
+	if err != nil {
+		c.log.Info("ssh forward refused", "reason", "bad direct-tcpip request")
 		_ = nc.Reject(gossh.ConnectionFailed, "bad direct-tcpip request")
 		return
 	}
@@ -89,8 +136,8 @@ func (c *serverConn) globalRequests(ctx context.Context) {
 		case "tcpip-forward":
 			c.listen(ctx, req)
 		case "cancel-tcpip-forward":
-			var p forwardPayload
-			if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+			p, err := parseForward(req.Payload)
+			if err != nil {
 				_ = req.Reply(false, nil)
 				continue
 			}
@@ -152,8 +199,8 @@ func (c *serverConn) listen(ctx context.Context, req *gossh.Request) {
 		refuse("missing scope " + ScopeListen)
 		return
 	}
-	var p forwardPayload
-	if err := gossh.Unmarshal(req.Payload, &p); err != nil || p.Port > 65535 {
+	p, err := parseForward(req.Payload)
+	if err != nil {
 		refuse("bad tcpip-forward request")
 		return
 	}

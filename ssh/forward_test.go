@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	alkssh "github.com/alkdev/alknet/ssh"
 	"github.com/stretchr/testify/assert"
@@ -96,7 +97,7 @@ func TestForwardDenyListBypass(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	defer func() { cancel(); require.NoError(t, recv(t, done, 10*time.Second, "the SOCKS server to stop")) }()
 	for _, req := range []alkssh.SOCKSRequest{
 		{Cmd: alkssh.SOCKSConnect, IP: netip.MustParseAddr("0.0.0.0"), Port: echoPort},
 		{Cmd: alkssh.SOCKSConnect, IP: netip.MustParseAddr("::ffff:127.0.0.1"), Port: echoPort},

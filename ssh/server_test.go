@@ -308,7 +308,7 @@ func TestSubsystemAndExecHook(t *testing.T) {
 	assert.Equal(t, 7, exitStatus(t, err))
 	assert.Equal(t, "hello world, bye", o)
 	assert.Equal(t, "note", e)
-	assert.Equal(t, "git", <-hookID)
+	assert.Equal(t, "git", recv(t, hookID, 10*time.Second, "the exec hook's caller"))
 	_, e, err = run(t, g, "id", nil)
 	assert.Equal(t, alkssh.ExitRefused, exitStatus(t, err))
 	assert.Contains(t, e, "missing scope ssh:exec")
@@ -423,7 +423,7 @@ func TestLimitsAndShutdown(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- f.srv.Shutdown(ctx) }()
-	err = shell.Wait()
+	within(t, 20*time.Second, "the shell to be hung up", func() { err = shell.Wait() })
 	var ee *gossh.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, "HUP", ee.Signal())
@@ -434,7 +434,7 @@ func TestLimitsAndShutdown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("connection not closed after the drain")
 	}
-	require.NoError(t, <-done)
+	require.NoError(t, recv(t, done, 20*time.Second, "Shutdown to return"))
 }
 
 func TestIdleTimeout(t *testing.T) {
