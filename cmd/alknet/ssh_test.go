@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,10 +90,16 @@ func quoteList(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
+// needBinary skips the test when the real client name is missing, saying
+// which package to install; with ALKNET_REQUIRE_CLIENTS=1 (as CI sets it)
+// a missing client fails the test instead.
 func needBinary(t *testing.T, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not found; install %s", name, pkg)
+		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("%s not found and ALKNET_REQUIRE_CLIENTS=1; install %s", name, pkg)
+		}
+		t.Skipf("%s not found; install %s (ALKNET_REQUIRE_CLIENTS=1 makes this a failure)", name, pkg)
 	}
 }
 
@@ -405,9 +412,10 @@ func echoTCP(t *testing.T) (addr string, port int) {
 	return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
 }
 
-// echoThrough dials addr (retrying while the forwarder comes up), sends
-// 4 MiB, half-closes and checks the echo.
-func echoThrough(t *testing.T, addr string) {
+// echoThrough dials addr (retrying while the forwarder comes up, and
+// calling each alive check between tries), sends 4 MiB, half-closes and
+// checks the echo.
+func echoThrough(t *testing.T, addr string, alive ...func()) {
 	t.Helper()
 	var c net.Conn
 	var err error
@@ -417,7 +425,13 @@ func echoThrough(t *testing.T, addr string) {
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
+		for _, check := range alive {
+			check()
+		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	for _, check := range alive {
+		check()
 	}
 	require.NoError(t, err)
 	defer c.Close()
@@ -439,17 +453,48 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startSSH runs a background ssh (for -L/-R/-D with -N) until the test ends.
-func (e *sshEnv) startSSH(peer string, args ...string) {
-	e.t.Helper()
+// startSSH runs a background ssh (for -L/-R/-D with -N) until t ends. The
+// returned check fails t with ssh's stderr once ssh has exited (a refused
+// forward, a failed login); t's end checks it too.
+func (e *sshEnv) startSSH(t *testing.T, peer string, args ...string) (alive func()) {
+	t.Helper()
+	alive, _ = e.startSSHStderr(t, peer, args...)
+	return alive
+}
+
+// startSSHStderr is startSSH that also returns ssh's stderr as it grows.
+func (e *sshEnv) startSSHStderr(t *testing.T, peer string, args ...string) (alive func(), stderr *syncBuffer) {
+	t.Helper()
 	cmd := exec.Command("ssh", append(append(e.opts(peer, peer), "-N", "-o", "ExitOnForwardFailure=yes"), append(args, "node")...)...)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	require.NoError(e.t, cmd.Start())
-	e.t.Cleanup(func() {
+	errb := &syncBuffer{}
+	cmd.Stderr = errb
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	reported := false
+	alive = func() {
+		t.Helper()
+		select {
+		case err := <-exited:
+			exited <- err
+			reported = true
+			t.Fatalf("ssh %v exited (%v): %s", args, err, errb.String())
+		default:
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case err := <-exited:
+			if !reported {
+				t.Errorf("ssh %v exited before the test ended (%v): %s", args, err, errb.String())
+			}
+			return
+		default:
+		}
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
+	return alive, errb
 }
 
 func webServer(t *testing.T) *httptest.Server {
@@ -461,40 +506,59 @@ func webServer(t *testing.T) *httptest.Server {
 }
 
 // curlSocks fetches url through a SOCKS5 proxy, names resolved by the proxy,
-// retrying while the proxy comes up.
-func curlSocks(t *testing.T, proxy, url string) string {
+// retrying while the proxy comes up (calling each alive check between
+// tries).
+func curlSocks(t *testing.T, proxy, url string, alive ...func()) string {
 	t.Helper()
 	needBinary(t, "curl", "curl")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := exec.Command("curl", "-sS", "--max-time", "20", "--proxy", "socks5h://"+proxy, url).CombinedOutput()
 		if err == nil || time.Now().After(deadline) {
+			for _, check := range alive {
+				check()
+			}
 			require.NoError(t, err, string(out))
 			return string(out)
+		}
+		for _, check := range alive {
+			check()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// TestSSHForwarding drives ssh -D, -L and -R; each is a subtest of its
+// own, so a failure of one does not hide the others.
 func TestSSHForwarding(t *testing.T) {
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	web := webServer(t)
-	echoAddr, echoPort := echoTCP(t)
-	_ = echoAddr
+	_, echoPort := echoTCP(t)
 
-	socks := freePort(t)
-	e.startSSH("alice", "-D", fmt.Sprintf("127.0.0.1:%d", socks))
-	webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
-	assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL))
-
-	lport := freePort(t)
-	e.startSSH("alice", "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lport, echoPort))
-	echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport))
-
-	rport := freePort(t)
-	e.startSSH("alice", "-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", rport, echoPort))
-	echoThrough(t, fmt.Sprintf("127.0.0.1:%d", rport))
-
+	t.Run("D", func(t *testing.T) {
+		needBinary(t, "curl", "curl")
+		socks := freePort(t)
+		alive := e.startSSH(t, "alice", "-D", fmt.Sprintf("127.0.0.1:%d", socks))
+		webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
+		assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL, alive))
+	})
+	t.Run("L", func(t *testing.T) {
+		lport := freePort(t)
+		alive := e.startSSH(t, "alice", "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lport, echoPort))
+		echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport), alive)
+	})
+	t.Run("R", func(t *testing.T) {
+		// Port 0: the node picks the port and ssh reports it.
+		alive, stderr := e.startSSHStderr(t, "alice", "-R", fmt.Sprintf("127.0.0.1:0:127.0.0.1:%d", echoPort))
+		re := regexp.MustCompile(`Allocated port (\d+) for remote forward`)
+		var m []string
+		for deadline := time.Now().Add(30 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+			alive()
+			require.True(t, time.Now().Before(deadline), "ssh never reported the allocated port: %s", stderr.String())
+			m = re.FindStringSubmatch(stderr.String())
+		}
+		echoThrough(t, "127.0.0.1:"+m[1], alive)
+	})
 	assert.NotContains(t, e.node.Log(), strconv.Itoa(echoPort), "destinations are never logged")
 }
 
