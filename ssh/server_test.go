@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func run(t *testing.T, c *gossh.Client, cmd string, stdin io.Reader) (stdout, st
 	defer s.Close()
 	var o, e bytes.Buffer
 	s.Stdout, s.Stderr, s.Stdin = &o, &e, stdin
-	err = s.Run(cmd)
+	within(t, 2*time.Minute, "command "+strconv.Quote(cmd), func() { err = s.Run(cmd) })
 	return o.String(), e.String(), err
 }
 
@@ -179,10 +180,19 @@ func TestPty(t *testing.T) {
 	assert.Contains(t, got, "TERM=xterm")
 	assert.Contains(t, got, "40 100")
 
+	// window-change is a channel request, served apart from the data the
+	// shell reads: ask until the shell sees the new size.
 	require.NoError(t, s.WindowChange(50, 132))
-	_, err = io.WriteString(in, "stty size; echo DONE2\n")
-	require.NoError(t, err)
-	assert.Contains(t, buf.until(t, "DONE2\r\n"), "50 132")
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("SIZE%d", i)
+		_, err = io.WriteString(in, "stty size; echo "+marker+"\n")
+		require.NoError(t, err)
+		if strings.Contains(buf.until(t, marker+"\r\n"), "50 132") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the new size never reached the pty")
+	}
 
 	_, err = io.WriteString(in, "exit 5\n")
 	require.NoError(t, err)

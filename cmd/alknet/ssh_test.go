@@ -453,48 +453,84 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startSSH runs a background ssh (for -L/-R/-D with -N) until t ends. The
-// returned check fails t with ssh's stderr once ssh has exited (a refused
-// forward, a failed login); t's end checks it too.
-func (e *sshEnv) startSSH(t *testing.T, peer string, args ...string) (alive func()) {
-	t.Helper()
-	alive, _ = e.startSSHStderr(t, peer, args...)
-	return alive
+// bgSSH is a background ssh -N (for -L, -R, -D) that runs until its test
+// ends.
+type bgSSH struct {
+	t        *testing.T
+	args     []string
+	stderr   *syncBuffer
+	exited   chan error // holds the exit once ssh is gone
+	reported bool       // the exit is accounted for (reported or expected)
 }
 
-// startSSHStderr is startSSH that also returns ssh's stderr as it grows.
-func (e *sshEnv) startSSHStderr(t *testing.T, peer string, args ...string) (alive func(), stderr *syncBuffer) {
+// startSSH runs a background ssh with args until t ends. Its alive check
+// fails t with ssh's stderr once ssh has exited (a refused forward, a
+// failed login); t's end checks it too.
+func (e *sshEnv) startSSH(t *testing.T, peer string, args ...string) *bgSSH {
 	t.Helper()
 	cmd := exec.Command("ssh", append(append(e.opts(peer, peer), "-N", "-o", "ExitOnForwardFailure=yes"), append(args, "node")...)...)
-	errb := &syncBuffer{}
-	cmd.Stderr = errb
+	b := &bgSSH{t: t, args: args, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = b.stderr
 	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	reported := false
-	alive = func() {
-		t.Helper()
-		select {
-		case err := <-exited:
-			exited <- err
-			reported = true
-			t.Fatalf("ssh %v exited (%v): %s", args, err, errb.String())
-		default:
-		}
-	}
+	go func() { b.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		select {
-		case err := <-exited:
-			if !reported {
-				t.Errorf("ssh %v exited before the test ended (%v): %s", args, err, errb.String())
+		if err, gone := b.exit(); gone {
+			if !b.reported {
+				t.Errorf("ssh %v exited before the test ended (%v): %s", args, err, b.stderr.String())
 			}
 			return
-		default:
 		}
 		_ = cmd.Process.Kill()
-		<-exited
+		<-b.exited
 	})
-	return alive, errb
+	return b
+}
+
+// exit reports whether ssh has exited, and how.
+func (b *bgSSH) exit() (error, bool) {
+	select {
+	case err := <-b.exited:
+		b.exited <- err
+		return err, true
+	default:
+		return nil, false
+	}
+}
+
+// alive fails the test with ssh's stderr if ssh has exited.
+func (b *bgSSH) alive() {
+	b.t.Helper()
+	if err, gone := b.exit(); gone {
+		b.reported = true
+		b.t.Fatalf("ssh %v exited (%v): %s", b.args, err, b.stderr.String())
+	}
+}
+
+// startSSHLocal runs a background ssh whose local forward (flag -L or -D,
+// spec a format whose first verb is the local port) listens on a free
+// port, and returns the port once ssh has set its forwards up. A port
+// taken by someone else between picking and binding makes ssh exit, and
+// another port is tried.
+func (e *sshEnv) startSSHLocal(t *testing.T, peer, flag, spec string, a ...any) (int, *bgSSH) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		b := e.startSSH(t, peer, "-v", flag, fmt.Sprintf(spec, append([]any{port}, a...)...))
+		// ssh binds its local forwards (and with ExitOnForwardFailure
+		// exits when one fails) before it enters the session.
+		const ready = "debug1: Entering interactive session."
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.stderr.String(), ready); time.Sleep(20 * time.Millisecond) {
+			if _, gone := b.exit(); gone && strings.Contains(b.stderr.String(), "Address already in use") && attempt < 4 {
+				b.reported = true
+				break
+			}
+			b.alive()
+			require.True(t, time.Now().Before(deadline), "ssh %s never listened: %s", flag, b.stderr.String())
+		}
+		if !b.reported {
+			return port, b
+		}
+	}
 }
 
 func webServer(t *testing.T) *httptest.Server {
@@ -537,27 +573,25 @@ func TestSSHForwarding(t *testing.T) {
 
 	t.Run("D", func(t *testing.T) {
 		needBinary(t, "curl", "curl")
-		socks := freePort(t)
-		alive := e.startSSH(t, "alice", "-D", fmt.Sprintf("127.0.0.1:%d", socks))
+		socks, b := e.startSSHLocal(t, "alice", "-D", "127.0.0.1:%d")
 		webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
-		assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL, alive))
+		assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL, b.alive))
 	})
 	t.Run("L", func(t *testing.T) {
-		lport := freePort(t)
-		alive := e.startSSH(t, "alice", "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lport, echoPort))
-		echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport), alive)
+		lport, b := e.startSSHLocal(t, "alice", "-L", "127.0.0.1:%d:127.0.0.1:%d", echoPort)
+		echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport), b.alive)
 	})
 	t.Run("R", func(t *testing.T) {
 		// Port 0: the node picks the port and ssh reports it.
-		alive, stderr := e.startSSHStderr(t, "alice", "-R", fmt.Sprintf("127.0.0.1:0:127.0.0.1:%d", echoPort))
+		b := e.startSSH(t, "alice", "-R", fmt.Sprintf("127.0.0.1:0:127.0.0.1:%d", echoPort))
 		re := regexp.MustCompile(`Allocated port (\d+) for remote forward`)
 		var m []string
 		for deadline := time.Now().Add(30 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
-			alive()
-			require.True(t, time.Now().Before(deadline), "ssh never reported the allocated port: %s", stderr.String())
-			m = re.FindStringSubmatch(stderr.String())
+			b.alive()
+			require.True(t, time.Now().Before(deadline), "ssh never reported the allocated port: %s", b.stderr.String())
+			m = re.FindStringSubmatch(b.stderr.String())
 		}
-		echoThrough(t, "127.0.0.1:"+m[1], alive)
+		echoThrough(t, "127.0.0.1:"+m[1], b.alive)
 	})
 	assert.NotContains(t, e.node.Log(), strconv.Itoa(echoPort), "destinations are never logged")
 }
