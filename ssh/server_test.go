@@ -304,12 +304,19 @@ func TestSubsystemAndExecHook(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ping through the subsystem", string(got))
 
-	s, err = c.NewSession()
-	require.NoError(t, err)
-	assert.Error(t, s.RequestSubsystem("locked"))
-	s, err = c.NewSession()
-	require.NoError(t, err)
-	assert.Error(t, s.RequestSubsystem("nope"))
+	// A refused subsystem says why on stderr before the failure reply: a
+	// missing scope and an unknown name are told apart.
+	for name, why := range map[string]string{"locked": "missing scope ssh:nobody", "nope": "unknown subsystem"} {
+		s, err = c.NewSession()
+		require.NoError(t, err)
+		stderr, err := s.StderrPipe()
+		require.NoError(t, err)
+		assert.Error(t, s.RequestSubsystem(name), name)
+		require.NoError(t, s.Close())
+		var got []byte
+		within(t, 10*time.Second, "the refused session's stderr", func() { got, _ = io.ReadAll(stderr) })
+		assert.Equal(t, "alknet: "+why+"\r\n", string(got), name)
+	}
 
 	// The hook serves its commands to a caller without ssh:exec, and
 	// nothing else.

@@ -148,6 +148,9 @@ func (s *session) handle(req *gossh.Request) {
 		if why := s.start(req); why != "" {
 			s.c.log.Warn("ssh session refused", "op", req.Type, "reason", why)
 			if req.Type == "subsystem" || !(strings.HasPrefix(why, "missing scope") || why == reasonNoHome) {
+				// The reason precedes the failure reply on stderr, for
+				// clients that show it (OpenSSH drops it).
+				_, _ = io.WriteString(s.ch.Stderr(), "alknet: "+why+"\r\n")
 				reply(req, false)
 				return
 			}
