@@ -786,3 +786,29 @@ func TestPeerHome(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, root, shared)
 }
+
+func TestSSHConfigPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/home/a/.ssh/id_ed25519": "/home/a/.ssh/id_ed25519",
+		"/home/a b/key":           `"/home/a b/key"`,
+		"/data/100%/known_hosts":  "/data/100%%/known_hosts",
+		"/x/it's":                 `"/x/it's"`,
+	} {
+		got, err := sshConfigPath(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{`/a"b`, "/a\nb"} {
+		_, err := sshConfigPath(bad)
+		assert.ErrorContains(t, err, "ssh_config cannot express", "%q", bad)
+	}
+
+	// A block whose end marker was deleted by hand is not guessed at.
+	cfg := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(cfg, []byte("# >>> alknet ssh-config box >>>\nHost box\n"), 0o600))
+	err := installHostBlock(cfg, "box", "Host box\n")
+	assert.ErrorContains(t, err, "remove the partial block")
+	got, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "# >>> alknet ssh-config box >>>\nHost box\n", string(got), "unchanged")
+}
