@@ -103,3 +103,51 @@ func TestRevocationDuringLogin(t *testing.T) {
 	_, err = c.NewSession()
 	assert.Error(t, err, "no session on the closed connection")
 }
+
+// Every change of the SSH key's access closes its connections, a single
+// resource action included; an unrelated reload closes nothing.
+func TestReauthorizeChanges(t *testing.T) {
+	key := coretest.Key(t)
+	fp := key.NodeID().Fingerprint()
+	base := func() core.PeerEntry {
+		return core.PeerEntry{PeerID: "user", Fingerprints: []string{fp}, Scopes: []string{"ssh", "ssh:exec"},
+			Resources: map[string][]string{"git:repo/a": {"read", "write"}, "git:repo/b": {"read"}}, Enabled: true}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(e *core.PeerEntry)
+		closed int
+	}{
+		{"nothing", func(*core.PeerEntry) {}, 0},
+		{"one resource action revoked", func(e *core.PeerEntry) { e.Resources["git:repo/a"] = []string{"read"} }, 1},
+		{"one resource removed", func(e *core.PeerEntry) { delete(e.Resources, "git:repo/b") }, 1},
+		{"a scope removed", func(e *core.PeerEntry) { e.Scopes = []string{"ssh"} }, 1},
+		{"disabled", func(e *core.PeerEntry) { e.Enabled = false }, 1},
+		{"renamed", func(e *core.PeerEntry) { e.PeerID = "someone-else" }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := coretest.NewPeers(base())
+			hostKey := coretest.Key(t)
+			h, err := alkssh.New(alkssh.Config{HostKey: hostKey, Identities: peers})
+			require.NoError(t, err)
+			srv := coretest.StartEndpoint(t, core.Config{SecretKey: hostKey, Identities: peers},
+				coretest.Route{Handler: h, ACL: core.AccessControl{RequiredScopes: []string{"ssh"}}})
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			conn, err := coretest.ClientEndpoint(t, key).Dial(ctx, srv.Addr(), alkssh.ALPN)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = conn.Close(core.CodeOK, "") })
+			c, err := alkssh.NewClient(ctx, conn, key, "tester")
+			require.NoError(t, err)
+			defer c.Close()
+			out, _, err := run(t, c, "echo hi", nil)
+			require.NoError(t, err)
+			require.Equal(t, "hi\n", out, "logged in and tracked")
+
+			e := base()
+			tc.change(&e)
+			peers.Set(e)
+			assert.Equal(t, tc.closed, h.Reauthorize())
+		})
+	}
+}
