@@ -153,40 +153,94 @@ func (r Rule) matches(name string, ip netip.Addr, port uint16) bool {
 	return ok
 }
 
+// CanonicalDest returns the address a forwarding destination is checked
+// and dialed as, so that the rules see the host that is actually reached:
+// an IPv4-mapped IPv6 address is unmapped, and the unspecified addresses
+// 0.0.0.0 and ::, which connect to the local host, become 127.0.0.1 and ::1.
+// ok is false for destinations refused outright whatever the rules say: an
+// address with a zone ("fe80::1%eth0", "::1%lo"; no rule can name one) and
+// the rest of 0.0.0.0/8 ("this network", not a destination).
+func CanonicalDest(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.IsValid() || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip == netip.IPv4Unspecified():
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), true
+	case ip == netip.IPv6Unspecified():
+		return netip.IPv6Loopback(), true
+	case ip.Is4() && ip.As4()[0] == 0:
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
 // Allowed reports whether rules let a client reach ip:port, asked for as
-// name: the first matching rule decides; no match is a deny. An empty list
-// allows everything.
+// name. The address is first made canonical (CanonicalDest); an address
+// refused there is never allowed. The first matching rule decides; no
+// match is a deny. A name glob cannot admit an address that an IP or CIDR
+// rule denies: when a glob allows, the address is also checked against the
+// IP and CIDR rules alone, and the first of them that matches it decides
+// (none matching leaves the glob's allow). The client controls what its
+// names resolve to, so this is what keeps "*.example.com" from reaching a
+// denied "!127.0.0.0/8" through a DNS record. An empty list allows
+// everything.
 func Allowed(rules []Rule, name string, ip netip.Addr, port uint16) bool {
 	if len(rules) == 0 {
 		return true
 	}
+	if ip.IsValid() {
+		var ok bool
+		if ip, ok = CanonicalDest(ip); !ok {
+			return false
+		}
+	}
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	ip = ip.Unmap()
 	for _, r := range rules {
-		if r.matches(name, ip, port) {
+		if !r.matches(name, ip, port) {
+			continue
+		}
+		if r.Deny || r.Prefix.IsValid() || !ip.IsValid() {
 			return !r.Deny
 		}
+		// A glob allowed: the address rules may still veto the address.
+		for _, a := range rules {
+			if a.Prefix.IsValid() && a.matches(name, ip, port) {
+				return !a.Deny
+			}
+		}
+		return true
 	}
 	return false
 }
 
-// dialAllowed connects to host:port. With rules, the name is resolved here
-// and only addresses the rules allow are dialed, so a name cannot be
-// re-resolved to somewhere else between check and connect.
-func dialAllowed(ctx context.Context, d *net.Dialer, rules []Rule, host string, port uint16) (net.Conn, error) {
+// Resolver resolves host names to addresses; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// dialAllowed connects to host:port. With rules, the name is resolved here,
+// once, every address it resolves to is checked, and only the checked
+// addresses are dialed (as IP literals), so a name cannot be re-resolved to
+// somewhere else between check and connect.
+func dialAllowed(ctx context.Context, d *net.Dialer, res Resolver, rules []Rule, host string, port uint16) (net.Conn, error) {
 	if len(rules) == 0 {
 		return d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	}
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
-		ips = []netip.Addr{ip.Unmap()}
+		ips = []netip.Addr{ip}
 	} else {
 		// A name is first checked without an address so that a deny-by-name
 		// rule refuses before any DNS query leaves the node.
 		if !anyNameCanMatch(rules, host, port) {
 			return nil, ErrDestinationDenied
 		}
-		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if res == nil {
+			res = net.DefaultResolver
+		}
+		ips, err = res.LookupNetIP(ctx, "ip", host)
 		if err != nil {
 			return nil, err
 		}
@@ -194,11 +248,12 @@ func dialAllowed(ctx context.Context, d *net.Dialer, rules []Rule, host string, 
 	var firstErr error
 	tried := false
 	for _, ip := range ips {
-		if !Allowed(rules, host, ip, port) {
+		ip, ok := CanonicalDest(ip)
+		if !ok || !Allowed(rules, host, ip, port) {
 			continue
 		}
 		tried = true
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip.Unmap(), port).String())
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, port).String())
 		if err == nil {
 			return c, nil
 		}

@@ -79,6 +79,14 @@ type Config struct {
 	Subsystems map[string]Subsystem
 	// Exec, when set, may serve exec requests in-process.
 	Exec ExecHook
+	// HomeDir returns a peer's home: the working directory of its shell and
+	// exec sessions. The assembly layer points it at the directory the
+	// peer's SFTP sessions land in, so that "scp f box:" and "ssh box ls"
+	// see the same files. $HOME stays the server user's home (its dotfiles
+	// configure the shell; files a peer can upload never do). An error
+	// refuses the session with ExitRefused and "no home directory" on
+	// stderr (the error is logged). Nil means the server user's home.
+	HomeDir func(id *Identity) (string, error)
 	// Shell is the program for shell sessions and, with -c, exec requests.
 	// Empty means the server user's login shell from /etc/passwd, else
 	// $SHELL, else /bin/sh.
@@ -86,9 +94,15 @@ type Config struct {
 
 	// ForwardAllow restricts direct-tcpip destinations (ssh -L, ssh -D). The
 	// rules are evaluated in order and the first match decides; when the list
-	// is non-empty, a destination no rule matches is denied. Empty means any
-	// destination. See ParseRule.
+	// is non-empty, a destination no rule matches is denied, and so are
+	// zoned addresses and 0.0.0.0/8 but 0.0.0.0 (which, like ::, is checked
+	// and dialed as loopback). Empty means any destination. See ParseRule
+	// and Allowed.
 	ForwardAllow []Rule
+	// Resolver resolves the host names of direct-tcpip destinations when
+	// ForwardAllow is set; each name is resolved once and the addresses it
+	// returns are checked and dialed. Nil means net.DefaultResolver.
+	Resolver Resolver
 	// AllowRemoteBind lets tcpip-forward (ssh -R) listen on non-loopback
 	// addresses. False means loopback only ("localhost", "" and loopback
 	// IPs; other addresses are refused).

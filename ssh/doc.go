@@ -26,7 +26,11 @@
 // capped and every result is logged with remote address and fingerprint;
 // forwarding destinations are never logged; the client environment is
 // limited to LANG, LC_* and TERM; a forwarding allowlist (Config.ForwardAllow)
-// denies by default once set and checks the addresses it actually dials;
+// denies by default once set and checks the addresses it actually dials
+// (resolved once, unmapped, unspecified addresses as loopback, zoned
+// addresses refused; a name glob cannot admit an address an address rule
+// denies); a connection authenticated while its peer is revoked is closed
+// (resolve, check and track are atomic against Reauthorize);
 // remote forwards bind loopback only unless Config.AllowRemoteBind. Limits
 // (auth tries, handshake time, idle time, sessions, forwards, listeners)
 // have safe defaults.

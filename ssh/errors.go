@@ -12,6 +12,9 @@ var (
 	// ErrDestinationDenied is returned when a forwarding destination is
 	// outside Config.ForwardAllow.
 	ErrDestinationDenied = errors.New("alknet/ssh: destination not allowed")
+	// ErrBadRequest reports a malformed forwarding request or channel open
+	// (direct-tcpip, tcpip-forward).
+	ErrBadRequest = errors.New("alknet/ssh: malformed forwarding request")
 	// ErrSOCKS reports a malformed or unsupported SOCKS5 message.
 	ErrSOCKS = errors.New("alknet/ssh: bad socks5 request")
 	// ErrSOCKSUnsupported reports a SOCKS5 command or method this server

@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -35,6 +36,51 @@ type forwardedPayload struct {
 	OrigPort uint32
 }
 
+// maxHostLen bounds the host of a direct-tcpip or tcpip-forward request:
+// a DNS name is at most 253 bytes, an IPv6 address with a zone far less.
+const maxHostLen = 255
+
+// validHost reports whether h can name a destination or a bind address:
+// at most maxHostLen bytes, no NUL, no control characters.
+func validHost(h string) bool {
+	if len(h) > maxHostLen {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] < 0x20 || h[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDirect decodes and checks the extra data of a direct-tcpip channel
+// open: a non-empty valid host, a port in 1..65535, and nothing after the
+// fields.
+func parseDirect(b []byte) (directPayload, error) {
+	var p directPayload
+	if err := gossh.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: direct-tcpip: %v", ErrBadRequest, err)
+	}
+	if p.Host == "" || !validHost(p.Host) || p.Port == 0 || p.Port > 65535 {
+		return p, fmt.Errorf("%w: direct-tcpip destination", ErrBadRequest)
+	}
+	return p, nil
+}
+
+// parseForward decodes and checks a tcpip-forward or cancel-tcpip-forward
+// payload: a valid (possibly empty) address and a port in 0..65535.
+func parseForward(b []byte) (forwardPayload, error) {
+	var p forwardPayload
+	if err := gossh.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: tcpip-forward: %v", ErrBadRequest, err)
+	}
+	if !validHost(p.Addr) || p.Port > 65535 {
+		return p, fmt.Errorf("%w: tcpip-forward address", ErrBadRequest)
+	}
+	return p, nil
+}
+
 // openDirect serves a direct-tcpip channel (ssh -L, ssh -D). Destinations
 // are never logged.
 func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
@@ -43,8 +89,9 @@ func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
 		_ = nc.Reject(gossh.Prohibited, "missing scope "+ScopeForward)
 		return
 	}
-	var p directPayload
-	if err := gossh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Port == 0 || p.Port > 65535 || p.Host == "" {
+	p, err := parseDirect(nc.ExtraData())
+	if err != nil {
+		c.log.Info("ssh forward refused", "reason", "bad direct-tcpip request")
 		_ = nc.Reject(gossh.ConnectionFailed, "bad direct-tcpip request")
 		return
 	}
@@ -59,7 +106,7 @@ func (c *serverConn) openDirect(ctx context.Context, nc gossh.NewChannel) {
 		defer release()
 		dctx, cancel := context.WithTimeout(ctx, c.srv.cfg.DialTimeout)
 		d := &net.Dialer{}
-		tc, err := dialAllowed(dctx, d, c.srv.cfg.ForwardAllow, p.Host, uint16(p.Port))
+		tc, err := dialAllowed(dctx, d, c.srv.cfg.Resolver, c.srv.cfg.ForwardAllow, p.Host, uint16(p.Port))
 		cancel()
 		if err != nil {
 			if errors.Is(err, ErrDestinationDenied) {
@@ -89,8 +136,8 @@ func (c *serverConn) globalRequests(ctx context.Context) {
 		case "tcpip-forward":
 			c.listen(ctx, req)
 		case "cancel-tcpip-forward":
-			var p forwardPayload
-			if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+			p, err := parseForward(req.Payload)
+			if err != nil {
 				_ = req.Reply(false, nil)
 				continue
 			}
@@ -125,8 +172,13 @@ func (c *serverConn) bindAddr(addr string) string {
 		}
 		return "127.0.0.1"
 	}
-	if ip, err := netip.ParseAddr(addr); err == nil && ip.Unmap().IsLoopback() {
-		return ip.Unmap().String()
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		// "::ffff:127.0.0.1" and "::1%lo" bind the loopback address they
+		// name; "0.0.0.0", "::" and zoned non-loopback addresses are not
+		// loopback and need AllowRemoteBind.
+		if ip = ip.Unmap(); ip.IsLoopback() {
+			return ip.WithZone("").String()
+		}
 	}
 	if c.srv.cfg.AllowRemoteBind {
 		if addr == "*" {
@@ -147,8 +199,8 @@ func (c *serverConn) listen(ctx context.Context, req *gossh.Request) {
 		refuse("missing scope " + ScopeListen)
 		return
 	}
-	var p forwardPayload
-	if err := gossh.Unmarshal(req.Payload, &p); err != nil || p.Port > 65535 {
+	p, err := parseForward(req.Payload)
+	if err != nil {
 		refuse("bad tcpip-forward request")
 		return
 	}

@@ -43,6 +43,10 @@ type Server struct {
 
 	liveMu sync.Mutex
 	live   map[*serverConn]struct{} // authenticated SSH connections
+
+	// beforeTrack, when set (by tests), runs between authentication and
+	// tracking: the window a peer-table reload can fall into.
+	beforeTrack func()
 }
 
 // New copies cfg, fills defaults and validates it.
@@ -123,12 +127,20 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 			if c == nil {
 				return
 			}
+			if s.beforeTrack != nil {
+				s.beforeTrack()
+			}
+			if !s.trackCurrent(c) {
+				s.log.Warn("ssh auth refused", "remote", c.remote, "peer", c.fp, "reason", "access changed during login")
+				_ = c.sc.Close()
+				_ = c.idle.Close()
+				return
+			}
 			mu.Lock()
 			conns[c] = struct{}{}
 			mu.Unlock()
-			s.track(c, true)
 			c.serve(ctx)
-			s.track(c, false)
+			s.untrack(c)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -136,14 +148,27 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	}
 }
 
-func (s *Server) track(c *serverConn, add bool) {
+// trackCurrent adds c to the connections Reauthorize checks, unless its
+// key no longer resolves to the identity it logged in with. The check runs
+// under the lock Reauthorize holds, so a reload is either seen here (the
+// peer table is swapped before Reauthorize runs) or finds c tracked: a
+// connection that authenticated while its peer was being revoked cannot
+// slip between the two.
+func (s *Server) trackCurrent(c *serverConn) bool {
 	s.liveMu.Lock()
 	defer s.liveMu.Unlock()
-	if add {
-		s.live[c] = struct{}{}
-	} else {
-		delete(s.live, c)
+	id, _ := s.resolve(c.fp)
+	if !c.id.Equal(id) {
+		return false
 	}
+	s.live[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *serverConn) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	delete(s.live, c)
 }
 
 // Reauthorize re-resolves the SSH key of every open SSH connection and

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +96,7 @@ func run(t *testing.T, c *gossh.Client, cmd string, stdin io.Reader) (stdout, st
 	defer s.Close()
 	var o, e bytes.Buffer
 	s.Stdout, s.Stderr, s.Stdin = &o, &e, stdin
-	err = s.Run(cmd)
+	within(t, 2*time.Minute, "command "+strconv.Quote(cmd), func() { err = s.Run(cmd) })
 	return o.String(), e.String(), err
 }
 
@@ -177,10 +180,19 @@ func TestPty(t *testing.T) {
 	assert.Contains(t, got, "TERM=xterm")
 	assert.Contains(t, got, "40 100")
 
+	// window-change is a channel request, served apart from the data the
+	// shell reads: ask until the shell sees the new size.
 	require.NoError(t, s.WindowChange(50, 132))
-	_, err = io.WriteString(in, "stty size; echo DONE2\n")
-	require.NoError(t, err)
-	assert.Contains(t, buf.until(t, "DONE2\r\n"), "50 132")
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		marker := fmt.Sprintf("SIZE%d", i)
+		_, err = io.WriteString(in, "stty size; echo "+marker+"\n")
+		require.NoError(t, err)
+		if strings.Contains(buf.until(t, marker+"\r\n"), "50 132") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the new size never reached the pty")
+	}
 
 	_, err = io.WriteString(in, "exit 5\n")
 	require.NoError(t, err)
@@ -292,12 +304,19 @@ func TestSubsystemAndExecHook(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ping through the subsystem", string(got))
 
-	s, err = c.NewSession()
-	require.NoError(t, err)
-	assert.Error(t, s.RequestSubsystem("locked"))
-	s, err = c.NewSession()
-	require.NoError(t, err)
-	assert.Error(t, s.RequestSubsystem("nope"))
+	// A refused subsystem says why on stderr before the failure reply: a
+	// missing scope and an unknown name are told apart.
+	for name, why := range map[string]string{"locked": "missing scope ssh:nobody", "nope": "unknown subsystem"} {
+		s, err = c.NewSession()
+		require.NoError(t, err)
+		stderr, err := s.StderrPipe()
+		require.NoError(t, err)
+		assert.Error(t, s.RequestSubsystem(name), name)
+		require.NoError(t, s.Close())
+		var got []byte
+		within(t, 10*time.Second, "the refused session's stderr", func() { got, _ = io.ReadAll(stderr) })
+		assert.Equal(t, "alknet: "+why+"\r\n", string(got), name)
+	}
 
 	// The hook serves its commands to a caller without ssh:exec, and
 	// nothing else.
@@ -306,7 +325,7 @@ func TestSubsystemAndExecHook(t *testing.T) {
 	assert.Equal(t, 7, exitStatus(t, err))
 	assert.Equal(t, "hello world, bye", o)
 	assert.Equal(t, "note", e)
-	assert.Equal(t, "git", <-hookID)
+	assert.Equal(t, "git", recv(t, hookID, 10*time.Second, "the exec hook's caller"))
 	_, e, err = run(t, g, "id", nil)
 	assert.Equal(t, alkssh.ExitRefused, exitStatus(t, err))
 	assert.Contains(t, e, "missing scope ssh:exec")
@@ -421,7 +440,7 @@ func TestLimitsAndShutdown(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- f.srv.Shutdown(ctx) }()
-	err = shell.Wait()
+	within(t, 20*time.Second, "the shell to be hung up", func() { err = shell.Wait() })
 	var ee *gossh.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, "HUP", ee.Signal())
@@ -432,7 +451,7 @@ func TestLimitsAndShutdown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("connection not closed after the drain")
 	}
-	require.NoError(t, <-done)
+	require.NoError(t, recv(t, done, 20*time.Second, "Shutdown to return"))
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -447,4 +466,24 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	_, err := c.NewSession()
 	assert.Error(t, err)
+}
+
+func TestHomeDir(t *testing.T) {
+	root := t.TempDir()
+	cfg := alkssh.Config{HomeDir: func(id *alkssh.Identity) (string, error) {
+		if id.ID == "homeless" {
+			return "", fmt.Errorf("peer %q has no home", id.ID)
+		}
+		dir := filepath.Join(root, id.ID)
+		return dir, os.MkdirAll(dir, 0o700)
+	}}
+	f := newFixture(t, cfg, map[string][]string{"alice": allScopes, "homeless": allScopes})
+	out, _, err := run(t, f.client("alice"), "pwd", nil)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "alice")+"\n", out)
+
+	out, errOut, err := run(t, f.client("homeless"), "pwd", nil)
+	assert.Equal(t, alkssh.ExitRefused, exitStatus(t, err))
+	assert.Empty(t, out)
+	assert.Equal(t, "alknet: no home directory\r\n", errOut)
 }

@@ -16,6 +16,9 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// reasonNoHome refuses a shell or exec whose Config.HomeDir failed.
+const reasonNoHome = "no home directory"
+
 // Limits on what a client may put in a session's environment.
 const (
 	maxEnvVars     = 64
@@ -144,7 +147,10 @@ func (s *session) handle(req *gossh.Request) {
 		}
 		if why := s.start(req); why != "" {
 			s.c.log.Warn("ssh session refused", "op", req.Type, "reason", why)
-			if req.Type == "subsystem" || !strings.HasPrefix(why, "missing scope") {
+			if req.Type == "subsystem" || !(strings.HasPrefix(why, "missing scope") || why == reasonNoHome) {
+				// The reason precedes the failure reply on stderr, for
+				// clients that show it (OpenSSH drops it).
+				_, _ = io.WriteString(s.ch.Stderr(), "alknet: "+why+"\r\n")
 				reply(req, false)
 				return
 			}
@@ -181,6 +187,7 @@ func winsize(cols, rows, wpx, hpx uint32) pty.Winsize {
 func (s *session) start(req *gossh.Request) string {
 	id := s.c.id
 	var run func() (exitInfo, error)
+	var why string
 	switch req.Type {
 	case "shell":
 		if !id.HasScope(ScopeShell) {
@@ -189,7 +196,9 @@ func (s *session) start(req *gossh.Request) string {
 		shell := s.c.srv.shell
 		cmd := exec.Command(shell)
 		cmd.Args[0] = "-" + filepath.Base(shell) // a login shell, as sshd starts it
-		run = s.prepare(cmd)
+		if run, why = s.prepare(cmd); why != "" {
+			return why
+		}
 		s.c.mu.Lock()
 		if s.c.shells == nil {
 			s.c.shells = map[*session]struct{}{}
@@ -216,7 +225,9 @@ func (s *session) start(req *gossh.Request) string {
 		if !id.HasScope(ScopeExec) {
 			return "missing scope " + ScopeExec
 		}
-		run = s.prepare(exec.Command(s.c.srv.shell, "-c", p.Command))
+		if run, why = s.prepare(exec.Command(s.c.srv.shell, "-c", p.Command)); why != "" {
+			return why
+		}
 	case "subsystem":
 		var p struct{ Name string }
 		if gossh.Unmarshal(req.Payload, &p) != nil {
@@ -296,14 +307,22 @@ func (s *session) environ() []string {
 }
 
 // prepare sets cmd up for this session and returns the function that runs
-// it to the end.
-func (s *session) prepare(cmd *exec.Cmd) func() (exitInfo, error) {
+// it to the end, or a refusal reason.
+func (s *session) prepare(cmd *exec.Cmd) (func() (exitInfo, error), string) {
 	cmd.Env = s.environ()
 	cmd.Dir = s.c.srv.home
-	if s.hasPty {
-		return func() (exitInfo, error) { return s.runPty(cmd) }
+	if hd := s.c.srv.cfg.HomeDir; hd != nil {
+		dir, err := hd(s.c.id)
+		if err != nil {
+			s.c.log.Warn("ssh home directory", "err", err)
+			return nil, reasonNoHome
+		}
+		cmd.Dir = dir
 	}
-	return func() (exitInfo, error) { return s.runPipes(cmd) }
+	if s.hasPty {
+		return func() (exitInfo, error) { return s.runPty(cmd) }, ""
+	}
+	return func() (exitInfo, error) { return s.runPipes(cmd) }, ""
 }
 
 // runPipes runs cmd with stdin, stdout and stderr on pipes. Every byte of

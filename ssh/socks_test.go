@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	alkssh "github.com/alkdev/alknet/ssh"
 	"github.com/stretchr/testify/assert"
@@ -120,7 +121,7 @@ func TestSOCKSOverSSH(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	defer func() { cancel(); require.NoError(t, recv(t, done, 10*time.Second, "the SOCKS server to stop")) }()
 
 	proxy, _ := url.Parse("socks5h://" + ln.Addr().String())
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}

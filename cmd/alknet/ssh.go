@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,13 +71,18 @@ func sshService(env *serveEnv) (*service, error) {
 		IdleTimeout:     idle,
 		MaxSessions:     c.MaxSessions,
 	}
-	if !c.DisableSFTP && !env.cfg.SFTP.Disabled {
+	if !env.cfg.SFTP.Disabled {
 		files, err := newSFTPServer(env)
 		if err != nil {
 			return nil, err
 		}
-		cfg.Subsystems = map[string]alkssh.Subsystem{
-			"sftp": {Scope: alkssh.ScopeSFTP, Serve: files.ServeSession},
+		// One home per peer: shells and commands start where the peer's
+		// SFTP sessions (subsystem, alknet/sftp, alknet cp) land.
+		cfg.HomeDir = peerHome(files.Root(), env.cfg.SFTP.PerPeerHome)
+		if !c.DisableSFTP {
+			cfg.Subsystems = map[string]alkssh.Subsystem{
+				"sftp": {Scope: alkssh.ScopeSFTP, Serve: files.ServeSession},
+			}
 		}
 	}
 	srv, err := alkssh.New(cfg)
@@ -92,25 +98,63 @@ func sshService(env *serveEnv) (*service, error) {
 	return &service{handler: srv, acl: core.AccessControl{RequiredScopes: []string{alkssh.ScopeSSH}}}, nil
 }
 
+// peerHome returns the Config.HomeDir of the ssh server: the SFTP root, or
+// with per-peer homes <root>/<peer id>, created (0700) on first use as the
+// SFTP server creates it. A peer id that is not one plain path component,
+// or a home that is not a directory (a symlink included), has no home.
+func peerHome(root string, perPeer bool) func(*core.Identity) (string, error) {
+	return func(id *core.Identity) (string, error) {
+		if !perPeer {
+			return root, nil
+		}
+		name := id.ID
+		if name == "" || name == "." || name == ".." || len(name) > 255 ||
+			strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == '\\' || r < 0x20 }) {
+			return "", fmt.Errorf("peer id %q cannot name a home directory", name)
+		}
+		top, err := os.OpenRoot(root)
+		if err != nil {
+			return "", fmt.Errorf("open sftp root: %w", err)
+		}
+		defer top.Close()
+		if err := top.Mkdir(name, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("create home of peer %q: %w", name, err)
+		}
+		fi, err := top.Lstat(name)
+		if err != nil {
+			return "", fmt.Errorf("home of peer %q: %w", name, err)
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("home of peer %q is not a directory", name)
+		}
+		return filepath.Join(root, name), nil
+	}
+}
+
 func newSSHConfigCmd(g *globals) *cobra.Command {
 	var name, keyFile string
-	var knownHostsOnly bool
+	var knownHostsOnly, install bool
 	cmd := &cobra.Command{
 		Use:   "ssh-config ADDR",
-		Short: "Print an OpenSSH Host block and known_hosts line for a node",
-		Long: `Print what OpenSSH needs to reach ADDR's alknet/ssh service: a Host block
-for ~/.ssh/config (ProxyCommand runs this binary's pipe; HostKeyAlias
-names the node) and the known_hosts line of the node's host key, which is its
-node id. After adding both, "ssh NAME" works with StrictHostKeyChecking yes.
+		Short: "Print an OpenSSH Host block for a node and record its host key",
+		Long: `Print an OpenSSH Host block that reaches ADDR's alknet/ssh service:
+ProxyCommand runs this binary's pipe, HostKeyAlias names the node, and
+UserKnownHostsFile names <data>/known_hosts, which this command keeps: it adds
+the node's host key (its node id) there once. Stdout is only the Host block,
+so appending it to ~/.ssh/config is all OpenSSH needs; "ssh NAME" then works
+with StrictHostKeyChecking yes:
+
+  alknet ssh-config --name box --key ~/.ssh/id_ed25519 ADDR >> ~/.ssh/config
+
+--install writes the block into ~/.ssh/config itself, replacing an earlier
+block for the same NAME written by --install, so it can be run again.
+--known-hosts prints the known_hosts line alone and writes nothing.
 
 --key (default ~/.ssh/id_ed25519) must be an unencrypted OpenSSH ed25519 key:
 it is both the QUIC identity of the pipe and the SSH key, so one peer entry
 with its fingerprint (ed25519:<hex of the public key>) admits both layers.
 The peer needs scope ssh, plus ssh:shell, ssh:exec, ssh:sftp, ssh:forward
-or ssh:listen for what it may do.
-
-  alknet ssh-config --name box ADDR | sed -n '/^Host/,/^$/p' >> ~/.ssh/config
-  alknet ssh-config --known-hosts ADDR >> ~/.ssh/known_hosts`,
+or ssh:listen for what it may do.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, err := core.ParseAddr(args[0])
@@ -128,8 +172,8 @@ or ssh:listen for what it may do.
 			if name == "" {
 				name = "alknet-" + addr.ID.String()[:8]
 			}
-			if strings.ContainsAny(name, " \t\n*?!,") {
-				return fmt.Errorf("--name %q: a host name cannot contain spaces, commas or patterns", name)
+			if name == "" || strings.ContainsAny(name, " \t\n\"'*?!,#") {
+				return fmt.Errorf("--name %q: a host name cannot contain spaces, quotes, commas or patterns", name)
 			}
 			if keyFile == "" {
 				home, err := os.UserHomeDir()
@@ -142,31 +186,190 @@ or ssh:listen for what it may do.
 			if err != nil {
 				return err
 			}
+			data, err := filepath.Abs(g.dataDir)
+			if err != nil {
+				return err
+			}
+			knownHosts := filepath.Join(data, "known_hosts")
 			self, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("find own binary: %w", err)
 			}
-			proxy := strings.Join([]string{
-				sshConfigWord(self), "--log-level", "error", "pipe", "--alpn", alkssh.ALPN,
-				"--key", sshConfigWord(key), addr.String(),
-			}, " ")
-			fmt.Fprintf(g.stdout, "# ~/.ssh/config\nHost %s\n", name)
-			fmt.Fprintf(g.stdout, "    ProxyCommand %s\n", proxy)
-			fmt.Fprintf(g.stdout, "    HostKeyAlias %s\n", addr.ID)
-			fmt.Fprintf(g.stdout, "    IdentityFile %s\n", sshConfigWord(key))
-			fmt.Fprintf(g.stdout, "    IdentitiesOnly yes\n")
-			// AES-GCM first: the QUIC layer already authenticates every
-			// packet, and AES-GCM is the cheapest SSH cipher on both ends
-			// (the default aes-ctr + hmac-sha2 costs a separate MAC pass).
-			fmt.Fprintf(g.stdout, "    Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com\n\n")
-			fmt.Fprintf(g.stdout, "# ~/.ssh/known_hosts\n%s\n", line)
+			block, err := sshHostBlock(name, self, key, knownHosts, addr)
+			if err != nil {
+				return err
+			}
+			var configPath string
+			if install {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return fmt.Errorf("find home directory: %w", err)
+				}
+				configPath = filepath.Join(home, ".ssh", "config")
+			}
+			// The known_hosts entry comes first: a Host block that names a
+			// file without the key would fail under StrictHostKeyChecking.
+			if err := os.MkdirAll(data, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+			added, err := addKnownHost(knownHosts, line)
+			if err != nil {
+				return err
+			}
+			if added {
+				fmt.Fprintf(g.stderr, "added the host key of %s to %s\n", addr.ID, knownHosts)
+			}
+			if install {
+				if err := installHostBlock(configPath, name, block); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stderr, "wrote Host %s to %s\n", name, configPath)
+				return nil
+			}
+			fmt.Fprint(g.stdout, block)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "Host name to use with ssh (default alknet-<first 8 characters of the node id>)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "OpenSSH ed25519 private key for both layers (default ~/.ssh/id_ed25519)")
-	cmd.Flags().BoolVar(&knownHostsOnly, "known-hosts", false, "print only the known_hosts line")
+	cmd.Flags().BoolVar(&knownHostsOnly, "known-hosts", false, "print only the known_hosts line, write nothing")
+	cmd.Flags().BoolVar(&install, "install", false, "write the Host block into ~/.ssh/config (replacing one an earlier --install wrote) instead of printing it")
 	return cmd
+}
+
+// sshHostBlock is the ssh_config text for one node: a comment line, the
+// Host block and a blank line.
+func sshHostBlock(name, self, key, knownHosts string, addr core.Addr) (string, error) {
+	keyWord, err := sshConfigPath(key)
+	if err != nil {
+		return "", fmt.Errorf("--key: %w", err)
+	}
+	khWord, err := sshConfigPath(knownHosts)
+	if err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
+	}
+	proxy := strings.Join([]string{
+		sshConfigWord(self), "--log-level", "error", "pipe", "--alpn", alkssh.ALPN,
+		"--key", sshConfigWord(key), addr.String(),
+	}, " ")
+	var b strings.Builder
+	fmt.Fprintf(&b, "# alknet node %s (written by alknet ssh-config)\n", addr.ID)
+	fmt.Fprintf(&b, "Host %s\n", name)
+	fmt.Fprintf(&b, "    ProxyCommand %s\n", proxy)
+	fmt.Fprintf(&b, "    HostKeyAlias %s\n", addr.ID)
+	fmt.Fprintf(&b, "    UserKnownHostsFile %s\n", khWord)
+	fmt.Fprintf(&b, "    StrictHostKeyChecking yes\n")
+	fmt.Fprintf(&b, "    IdentityFile %s\n", keyWord)
+	fmt.Fprintf(&b, "    IdentitiesOnly yes\n")
+	// AES-GCM first: the QUIC layer already authenticates every packet, and
+	// AES-GCM is the cheapest SSH cipher on both ends (the default aes-ctr +
+	// hmac-sha2 costs a separate MAC pass).
+	fmt.Fprintf(&b, "    Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com\n\n")
+	return b.String(), nil
+}
+
+// addKnownHost appends line to the known_hosts file at path (mode 0600)
+// unless the file already has it, and reports whether it did.
+func addKnownHost(path, line string) (bool, error) {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("read known_hosts: %w", err)
+	}
+	for _, l := range strings.Split(string(old), "\n") {
+		if strings.TrimSpace(l) == line {
+			return false, nil
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("open known_hosts: %w", err)
+	}
+	text := line + "\n"
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		text = "\n" + text
+	}
+	if _, err := f.WriteString(text); err != nil {
+		_ = f.Close()
+		return false, fmt.Errorf("write known_hosts: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return false, fmt.Errorf("write known_hosts: %w", err)
+	}
+	return true, nil
+}
+
+// installHostBlock writes block into the ssh_config file at path between
+// marker lines for name, replacing what an earlier install wrote there, or
+// appending it. The file is replaced atomically and keeps its mode (0600
+// when new); ~/.ssh is created 0700 when missing.
+func installHostBlock(path, name, block string) error {
+	begin, end := "# >>> alknet ssh-config "+name+" >>>", "# <<< alknet ssh-config "+name+" <<<"
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read ssh config: %w", err)
+	}
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	section := begin + "\n" + block + end + "\n"
+	text := string(old)
+	if i := strings.Index(text, begin+"\n"); i >= 0 {
+		j := strings.Index(text[i:], end+"\n")
+		if j < 0 {
+			return fmt.Errorf("ssh config %s: %q without %q; remove the partial block", path, begin, end)
+		}
+		text = text[:i] + section + text[i+j+len(end)+1:]
+	} else {
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		if text != "" {
+			text += "\n"
+		}
+		text += section
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".config.alknet-*")
+	if err != nil {
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(text); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write ssh config: %w", err)
+	}
+	return nil
+}
+
+// sshConfigPath quotes a path for an ssh_config option that expands %
+// tokens (IdentityFile, UserKnownHostsFile): '%' is doubled, and a path
+// with white space is double-quoted. ssh_config has no escape for '"'.
+func sshConfigPath(p string) (string, error) {
+	if strings.ContainsAny(p, "\"\n\r") {
+		return "", fmt.Errorf("path %q contains a double quote or a line break, which ssh_config cannot express", p)
+	}
+	p = strings.ReplaceAll(p, "%", "%%")
+	if strings.ContainsAny(p, " \t'#") {
+		return `"` + p + `"`, nil
+	}
+	return p, nil
 }
 
 // knownHostsLine is "<node id> ssh-ed25519 AAAA...": the node id is the

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,10 +90,16 @@ func quoteList(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
+// needBinary skips the test when the real client name is missing, saying
+// which package to install; with ALKNET_REQUIRE_CLIENTS=1 (as CI sets it)
+// a missing client fails the test instead.
 func needBinary(t *testing.T, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not found; install %s", name, pkg)
+		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("%s not found and ALKNET_REQUIRE_CLIENTS=1; install %s", name, pkg)
+		}
+		t.Skipf("%s not found; install %s (ALKNET_REQUIRE_CLIENTS=1 makes this a failure)", name, pkg)
 	}
 }
 
@@ -165,36 +172,118 @@ func TestSSHExecAndBulk(t *testing.T) {
 
 func TestSSHConfigCommand(t *testing.T) {
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
-	r := runCLI(t, nil, "ssh-config", "--name", "box", "--key", e.keys["alice"].path, e.node.Addr)
+	data := filepath.Join(e.dir, "client")
+	r := runCLI(t, nil, "--data", data, "ssh-config", "--name", "box", "--key", e.keys["alice"].path, e.node.Addr)
 	require.Equal(t, 0, r.code, r.stderr)
+	kh := filepath.Join(data, "known_hosts")
 	assert.Contains(t, r.stdout, "Host box\n")
 	assert.Contains(t, r.stdout, "ProxyCommand "+alknetBin+" --log-level error pipe --alpn alknet/ssh --key "+e.keys["alice"].path+" "+e.node.Addr+"\n")
-	cfg := filepath.Join(e.dir, "ssh_config")
-	kh := filepath.Join(e.dir, "kh2")
-	hostBlock, _, ok := strings.Cut(r.stdout, "# ~/.ssh/known_hosts")
-	require.True(t, ok, r.stdout)
-	require.NoError(t, os.WriteFile(cfg, []byte(hostBlock), 0o600))
-	var khLines []string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.Contains(l, " ssh-ed25519 AAAA") {
-			khLines = append(khLines, l)
-		}
-	}
-	require.Len(t, khLines, 1)
-	require.NoError(t, os.WriteFile(kh, []byte(khLines[0]+"\n"), 0o600))
+	assert.Contains(t, r.stdout, "    UserKnownHostsFile "+kh+"\n")
+	assert.Contains(t, r.stdout, "    StrictHostKeyChecking yes\n")
+	assert.NotContains(t, r.stdout, " ssh-ed25519 AAAA", "stdout is only ssh_config")
+	want, err := knownHostsLine(mustParseAddr(t, e.node.Addr).ID)
+	require.NoError(t, err)
+	got, err := os.ReadFile(kh)
+	require.NoError(t, err)
+	assert.Equal(t, want+"\n", string(got))
+	fi, err := os.Stat(kh)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
-	out, err := exec.Command("ssh", "-F", cfg, "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "box", "echo via-config").CombinedOutput()
+	cfg := filepath.Join(e.dir, "ssh_config")
+	require.NoError(t, os.WriteFile(cfg, []byte(r.stdout), 0o600))
+	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "box", "echo via-config").CombinedOutput()
 	require.NoError(t, err, string(out))
 	assert.Equal(t, "via-config\n", string(out))
 
-	// A wrong known_hosts entry is refused under StrictHostKeyChecking.
+	// A wrong key in the known_hosts file is refused: the block is strict.
 	other := core.NodeID{7}
 	wrong, err := knownHostsLine(other)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(kh, []byte(strings.Replace(wrong, other.String(), e.alias, 1)+"\n"), 0o600))
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "box", "echo no").CombinedOutput()
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "box", "echo no").CombinedOutput()
 	assert.Error(t, err)
 	assert.Contains(t, string(out), "REMOTE HOST IDENTIFICATION HAS CHANGED")
+
+	// --known-hosts prints the line alone.
+	r = runCLI(t, nil, "--data", data, "ssh-config", "--known-hosts", e.node.Addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, want+"\n", r.stdout)
+	// Bad names change nothing.
+	r = runCLI(t, nil, "--data", data, "ssh-config", "--name", "a b", e.node.Addr)
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "cannot contain spaces")
+}
+
+func mustParseAddr(t *testing.T, s string) core.Addr {
+	t.Helper()
+	a, err := core.ParseAddr(s)
+	require.NoError(t, err)
+	return a
+}
+
+// readmeEnv is a HOME of its own with the test peer's key as
+// ~/.ssh/id_ed25519 and a PATH whose alknet is the built binary, so that
+// the README's commands run verbatim.
+func readmeEnv(t *testing.T, e *sshEnv, peer string) (home string, env []string) {
+	t.Helper()
+	home = t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(home, ".ssh"), 0o700))
+	key, err := os.ReadFile(e.keys[peer].path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HOME", "XDG_DATA_HOME", "ALKNET_DATA", "PATH":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "HOME="+home, "PATH="+filepath.Dir(alknetBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return home, env
+}
+
+func shell(t *testing.T, env []string, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s: %s", script, out)
+	return string(out)
+}
+
+// TestSSHConfigREADME runs the README's command verbatim, twice, and then
+// OpenSSH with nothing but the resulting ~/.ssh/config. (OpenSSH reads the
+// home directory from the password database, not $HOME, hence -F.)
+func TestSSHConfigREADME(t *testing.T) {
+	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
+	home, env := readmeEnv(t, e, "alice")
+	readme := "alknet ssh-config --name box --key ~/.ssh/id_ed25519 " + e.node.Addr + " >> ~/.ssh/config"
+	shell(t, env, readme)
+	sshCmd := "ssh -F ~/.ssh/config -o BatchMode=yes box 'echo from-the-node; echo $((6*7))'"
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
+
+	// Running it again appends a second, identical block (ssh uses the
+	// first) and leaves one known_hosts line.
+	shell(t, env, readme)
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
+	kh, err := os.ReadFile(filepath.Join(home, ".local", "share", "alknet", "known_hosts"))
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(kh), "\n"), string(kh))
+
+	// --install writes the same block in place, and again replaces it.
+	require.NoError(t, os.Remove(filepath.Join(home, ".ssh", "config")))
+	shell(t, env, "printf 'Host other\\n    User someone\\n' > ~/.ssh/config")
+	shell(t, env, "alknet ssh-config --install --name box --key ~/.ssh/id_ed25519 "+e.node.Addr)
+	first, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
+	require.NoError(t, err)
+	shell(t, env, "alknet ssh-config --install --name box --key ~/.ssh/id_ed25519 "+e.node.Addr)
+	second, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
+	require.NoError(t, err)
+	assert.Equal(t, string(first), string(second), "--install is idempotent")
+	assert.True(t, strings.HasPrefix(string(second), "Host other\n    User someone\n\n# >>> alknet ssh-config box >>>\n"), string(second))
+	assert.Equal(t, 1, strings.Count(string(second), "Host box\n"))
+	assert.Equal(t, "from-the-node\n42\n", shell(t, env, sshCmd))
 }
 
 func TestSSHPty(t *testing.T) {
@@ -323,9 +412,10 @@ func echoTCP(t *testing.T) (addr string, port int) {
 	return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
 }
 
-// echoThrough dials addr (retrying while the forwarder comes up), sends
-// 4 MiB, half-closes and checks the echo.
-func echoThrough(t *testing.T, addr string) {
+// echoThrough dials addr (retrying while the forwarder comes up, and
+// calling each alive check between tries), sends 4 MiB, half-closes and
+// checks the echo.
+func echoThrough(t *testing.T, addr string, alive ...func()) {
 	t.Helper()
 	var c net.Conn
 	var err error
@@ -335,7 +425,13 @@ func echoThrough(t *testing.T, addr string) {
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
+		for _, check := range alive {
+			check()
+		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	for _, check := range alive {
+		check()
 	}
 	require.NoError(t, err)
 	defer c.Close()
@@ -357,17 +453,84 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startSSH runs a background ssh (for -L/-R/-D with -N) until the test ends.
-func (e *sshEnv) startSSH(peer string, args ...string) {
-	e.t.Helper()
+// bgSSH is a background ssh -N (for -L, -R, -D) that runs until its test
+// ends.
+type bgSSH struct {
+	t        *testing.T
+	args     []string
+	stderr   *syncBuffer
+	exited   chan error // holds the exit once ssh is gone
+	reported bool       // the exit is accounted for (reported or expected)
+}
+
+// startSSH runs a background ssh with args until t ends. Its alive check
+// fails t with ssh's stderr once ssh has exited (a refused forward, a
+// failed login); t's end checks it too.
+func (e *sshEnv) startSSH(t *testing.T, peer string, args ...string) *bgSSH {
+	t.Helper()
 	cmd := exec.Command("ssh", append(append(e.opts(peer, peer), "-N", "-o", "ExitOnForwardFailure=yes"), append(args, "node")...)...)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	require.NoError(e.t, cmd.Start())
-	e.t.Cleanup(func() {
+	b := &bgSSH{t: t, args: args, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = b.stderr
+	require.NoError(t, cmd.Start())
+	go func() { b.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if err, gone := b.exit(); gone {
+			if !b.reported {
+				t.Errorf("ssh %v exited before the test ended (%v): %s", args, err, b.stderr.String())
+			}
+			return
+		}
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-b.exited
 	})
+	return b
+}
+
+// exit reports whether ssh has exited, and how.
+func (b *bgSSH) exit() (error, bool) {
+	select {
+	case err := <-b.exited:
+		b.exited <- err
+		return err, true
+	default:
+		return nil, false
+	}
+}
+
+// alive fails the test with ssh's stderr if ssh has exited.
+func (b *bgSSH) alive() {
+	b.t.Helper()
+	if err, gone := b.exit(); gone {
+		b.reported = true
+		b.t.Fatalf("ssh %v exited (%v): %s", b.args, err, b.stderr.String())
+	}
+}
+
+// startSSHLocal runs a background ssh whose local forward (flag -L or -D,
+// spec a format whose first verb is the local port) listens on a free
+// port, and returns the port once ssh has set its forwards up. A port
+// taken by someone else between picking and binding makes ssh exit, and
+// another port is tried.
+func (e *sshEnv) startSSHLocal(t *testing.T, peer, flag, spec string, a ...any) (int, *bgSSH) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		b := e.startSSH(t, peer, "-v", flag, fmt.Sprintf(spec, append([]any{port}, a...)...))
+		// ssh binds its local forwards (and with ExitOnForwardFailure
+		// exits when one fails) before it enters the session.
+		const ready = "debug1: Entering interactive session."
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.stderr.String(), ready); time.Sleep(20 * time.Millisecond) {
+			if _, gone := b.exit(); gone && strings.Contains(b.stderr.String(), "Address already in use") && attempt < 4 {
+				b.reported = true
+				break
+			}
+			b.alive()
+			require.True(t, time.Now().Before(deadline), "ssh %s never listened: %s", flag, b.stderr.String())
+		}
+		if !b.reported {
+			return port, b
+		}
+	}
 }
 
 func webServer(t *testing.T) *httptest.Server {
@@ -379,40 +542,57 @@ func webServer(t *testing.T) *httptest.Server {
 }
 
 // curlSocks fetches url through a SOCKS5 proxy, names resolved by the proxy,
-// retrying while the proxy comes up.
-func curlSocks(t *testing.T, proxy, url string) string {
+// retrying while the proxy comes up (calling each alive check between
+// tries).
+func curlSocks(t *testing.T, proxy, url string, alive ...func()) string {
 	t.Helper()
 	needBinary(t, "curl", "curl")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := exec.Command("curl", "-sS", "--max-time", "20", "--proxy", "socks5h://"+proxy, url).CombinedOutput()
 		if err == nil || time.Now().After(deadline) {
+			for _, check := range alive {
+				check()
+			}
 			require.NoError(t, err, string(out))
 			return string(out)
+		}
+		for _, check := range alive {
+			check()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// TestSSHForwarding drives ssh -D, -L and -R; each is a subtest of its
+// own, so a failure of one does not hide the others.
 func TestSSHForwarding(t *testing.T) {
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	web := webServer(t)
-	echoAddr, echoPort := echoTCP(t)
-	_ = echoAddr
+	_, echoPort := echoTCP(t)
 
-	socks := freePort(t)
-	e.startSSH("alice", "-D", fmt.Sprintf("127.0.0.1:%d", socks))
-	webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
-	assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL))
-
-	lport := freePort(t)
-	e.startSSH("alice", "-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lport, echoPort))
-	echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport))
-
-	rport := freePort(t)
-	e.startSSH("alice", "-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", rport, echoPort))
-	echoThrough(t, fmt.Sprintf("127.0.0.1:%d", rport))
-
+	t.Run("D", func(t *testing.T) {
+		needBinary(t, "curl", "curl")
+		socks, b := e.startSSHLocal(t, "alice", "-D", "127.0.0.1:%d")
+		webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
+		assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL, b.alive))
+	})
+	t.Run("L", func(t *testing.T) {
+		lport, b := e.startSSHLocal(t, "alice", "-L", "127.0.0.1:%d:127.0.0.1:%d", echoPort)
+		echoThrough(t, fmt.Sprintf("127.0.0.1:%d", lport), b.alive)
+	})
+	t.Run("R", func(t *testing.T) {
+		// Port 0: the node picks the port and ssh reports it.
+		b := e.startSSH(t, "alice", "-R", fmt.Sprintf("127.0.0.1:0:127.0.0.1:%d", echoPort))
+		re := regexp.MustCompile(`Allocated port (\d+) for remote forward`)
+		var m []string
+		for deadline := time.Now().Add(30 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+			b.alive()
+			require.True(t, time.Now().Before(deadline), "ssh never reported the allocated port: %s", b.stderr.String())
+			m = re.FindStringSubmatch(b.stderr.String())
+		}
+		echoThrough(t, "127.0.0.1:"+m[1], b.alive)
+	})
 	assert.NotContains(t, e.node.Log(), strconv.Itoa(echoPort), "destinations are never logged")
 }
 
@@ -530,4 +710,105 @@ func TestSSHRefusals(t *testing.T) {
 	assert.Equal(t, 0, code, stderr)
 	assert.Equal(t, "through the allowlist", out.String())
 	assert.NotContains(t, e.node.Log(), "127.0.0.2", "destinations are never logged")
+}
+
+// TestSSHOneHome: a peer's shell and commands start in the directory its
+// scp, sftp (subsystem and alknet/sftp) and alknet cp land in, with shared
+// and with per-peer homes.
+func TestSSHOneHome(t *testing.T) {
+	needBinary(t, "scp", "openssh-client")
+	needBinary(t, "sftp", "openssh-client")
+	scopes := append([]string{"sftp"}, allSSH...)
+	for _, tc := range []struct {
+		name, config string
+		home         func(files string) string
+	}{
+		{"shared", "", func(files string) string { return files }},
+		{"per-peer", "[sftp]\nper_peer_home = true\n", func(files string) string { return filepath.Join(files, "alice") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSSHEnv(t, map[string][]string{"alice": scopes}, tc.config)
+			files, err := filepath.EvalSymlinks(e.node.DataDir)
+			require.NoError(t, err)
+			home := tc.home(filepath.Join(files, "files"))
+
+			var out bytes.Buffer
+			stderr, code := e.ssh("alice", nil, &out, "pwd")
+			require.Equal(t, 0, code, stderr)
+			assert.Equal(t, home+"\n", out.String(), "ssh box pwd")
+
+			// What OpenSSH's sftp calls its working directory is the same
+			// place: "/" of the jail.
+			batch := filepath.Join(e.dir, "batch")
+			require.NoError(t, os.WriteFile(batch, []byte("pwd\nmkdir from-sftp\n"), 0o600))
+			o, err := exec.Command("sftp", append(e.opts("alice", "alice"), "-b", batch, "node")...).CombinedOutput()
+			require.NoError(t, err, string(o))
+			assert.Contains(t, string(o), "Remote working directory: /\n")
+
+			src := filepath.Join(e.dir, "f.txt")
+			require.NoError(t, os.WriteFile(src, []byte("scp'd\n"), 0o600))
+			o, err = exec.Command("scp", append(e.opts("alice", "alice"), src, "node:")...).CombinedOutput()
+			require.NoError(t, err, string(o))
+			r := runCLI(t, nil, "cp", "-q", "--key", e.keys["alice"].path, src, e.node.Addr+":/from-cp.txt")
+			require.Equal(t, 0, r.code, r.stderr)
+
+			out.Reset()
+			stderr, code = e.ssh("alice", nil, &out, "LC_ALL=C ls; cat f.txt")
+			require.Equal(t, 0, code, stderr)
+			assert.Equal(t, "f.txt\nfrom-cp.txt\nfrom-sftp\nscp'd\n", out.String())
+		})
+	}
+}
+
+func TestPeerHome(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	require.NoError(t, os.Symlink(outside, filepath.Join(root, "linked")))
+	home := peerHome(root, true)
+	got, err := home(&core.Identity{ID: "alice"})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "alice"), got)
+	fi, err := os.Stat(got)
+	require.NoError(t, err)
+	assert.True(t, fi.IsDir())
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a\\b", "tab\there", strings.Repeat("x", 256)} {
+		_, err := home(&core.Identity{ID: bad})
+		assert.ErrorContains(t, err, "cannot name a home directory", "%q", bad)
+	}
+	_, err = home(&core.Identity{ID: "linked"})
+	assert.ErrorContains(t, err, "is not a directory", "a symlinked home is refused")
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+
+	shared, err := peerHome(root, false)(&core.Identity{ID: "../anything"})
+	require.NoError(t, err)
+	assert.Equal(t, root, shared)
+}
+
+func TestSSHConfigPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/home/a/.ssh/id_ed25519": "/home/a/.ssh/id_ed25519",
+		"/home/a b/key":           `"/home/a b/key"`,
+		"/data/100%/known_hosts":  "/data/100%%/known_hosts",
+		"/x/it's":                 `"/x/it's"`,
+	} {
+		got, err := sshConfigPath(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{`/a"b`, "/a\nb"} {
+		_, err := sshConfigPath(bad)
+		assert.ErrorContains(t, err, "ssh_config cannot express", "%q", bad)
+	}
+
+	// A block whose end marker was deleted by hand is not guessed at.
+	cfg := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(cfg, []byte("# >>> alknet ssh-config box >>>\nHost box\n"), 0o600))
+	err := installHostBlock(cfg, "box", "Host box\n")
+	assert.ErrorContains(t, err, "remove the partial block")
+	got, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "# >>> alknet ssh-config box >>>\nHost box\n", string(got), "unchanged")
 }
