@@ -36,10 +36,26 @@ type Peer struct {
 	closing   bool
 	drains    sync.WaitGroup // background reads of answered streams' ends
 	serveDone chan struct{}  // closed when the background Serve of Dial returns; nil otherwise
+
+	// the calls this side serves
+	budget  *budget
+	fresh   bool // resolve the remote's identity for every call (dialed connections)
+	fpOnce  sync.Once
+	fp      string
+	srvMu   sync.Mutex
+	calls   map[string]*srvCall // in flight, by id (ids are scoped to the connection)
+	authGen uint64              // counts Reauthorize runs
+}
+
+// fingerprint is the remote's fingerprint, computed once.
+func (p *Peer) fingerprint() string {
+	p.fpOnce.Do(func() { p.fp = p.conn.RemoteID().Fingerprint() })
+	return p.fp
 }
 
 func newPeer(conn core.Conn, cfg Config) *Peer {
-	p := &Peer{conn: conn, cfg: cfg, reg: cfg.Registry, log: cfg.Logger, known: map[string]bool{}}
+	p := &Peer{conn: conn, cfg: cfg, reg: cfg.Registry, log: cfg.Logger, known: map[string]bool{},
+		budget: newBudget(cfg.MaxBufferedBytes), calls: map[string]*srvCall{}}
 	for c := range standardCodes {
 		p.known[c] = true
 	}
@@ -55,13 +71,24 @@ func NewPeer(conn core.Conn, cfg Config) *Peer { return newPeer(conn, cfg.withDe
 
 // Dial connects ep to addr on alknet/call and returns a Peer that already
 // serves cfg.Registry to the remote in the background (both sides of a
-// connection may serve). Close ends the connection and that serving.
+// connection may serve). No endpoint gate checks a dialed connection, so
+// Dial applies cfg.Access to every call the remote makes, and when it is
+// the zero value the gate a node puts on alknet/call: {RequiredScopes:
+// ["call"]}. The remote's identity is resolved through cfg.Identities for
+// every call (set it to the live peer table, so that revoking the remote
+// takes effect at once; Reauthorize ends its calls in flight), else it is
+// the one ep resolved when dialing. Close ends the connection and that
+// serving.
 func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*Peer, error) {
 	conn, err := ep.Dial(ctx, addr, ALPN)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Access.IsOpen() {
+		cfg.Access = core.AccessControl{RequiredScopes: []string{"call"}}
+	}
 	p := NewPeer(conn, cfg)
+	p.fresh = true
 	p.serveDone = make(chan struct{})
 	go func() {
 		defer close(p.serveDone)
@@ -221,6 +248,10 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		_ = s.Close()
 		return err
 	}
+	// The request is this stream's only frame from us: FIN says so, and the
+	// callee ends its side after the answer. An abort goes by id on a
+	// stream of its own.
+	_ = s.CloseWrite()
 	stop := context.AfterFunc(ctx, cc.abort)
 	defer func() {
 		stop()
@@ -308,28 +339,21 @@ type clientCall struct {
 	peer      *Peer
 }
 
-// abort sends call.aborted and unblocks the reader.
+// abort unblocks the reader; close then sends call.aborted.
 func (c *clientCall) abort() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	c.sendAbortLocked()
 	c.aborted = true
 	_ = c.s.SetReadDeadline(time.Now())
 }
 
-func (c *clientCall) sendAbortLocked() {
-	frame, err := encodeFrame(TypeAborted, c.id, nil, c.limit)
-	if err != nil {
-		return
-	}
-	_ = c.s.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.s.Write(frame)
-}
-
-// close ends the stream; a call the callee has not ended is aborted first.
+// close ends the stream. A call the callee has not ended is aborted by id
+// (on a stream of its own), and its stream is read to the callee's end in
+// the background, so that the callee sees the abort rather than a cut
+// stream.
 func (c *clientCall) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -338,16 +362,11 @@ func (c *clientCall) close() {
 	}
 	c.closed = true
 	if !c.over {
-		if !c.aborted {
-			c.sendAbortLocked()
+		if !c.peer.goDrain(func() { c.peer.sendAbort(c.id) }) {
+			_ = c.s.Close()
+			return
 		}
-		_ = c.s.Close()
-		return
-	}
-	// The callee has answered: end our side and read its end of stream in
-	// the background, so the stream closes without STOP_SENDING/RESET.
-	_ = c.s.CloseWrite()
-	if c.sawEnd() {
+	} else if c.sawEnd() {
 		_ = c.s.Close()
 		return
 	}
@@ -358,6 +377,28 @@ func (c *clientCall) close() {
 	}) {
 		_ = c.s.Close()
 	}
+}
+
+// sendAbort sends call.aborted for id on a new stream and waits briefly
+// for the callee to end that stream.
+func (p *Peer) sendAbort(id string) {
+	frame, err := encodeFrame(TypeAborted, id, nil, p.cfg.MaxFrameSize)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.conn.Context(), time.Second)
+	defer cancel()
+	s, err := p.conn.OpenStream(ctx)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(lingerTimeout))
+	if _, err := s.Write(frame); err != nil {
+		return
+	}
+	_ = s.CloseWrite()
+	_, _ = io.Copy(io.Discard, s)
 }
 
 // sawEnd reports whether the callee's end of stream is already here, which
@@ -379,3 +420,7 @@ func (c *clientCall) sawEnd() bool {
 	}
 	return false
 }
+
+// lingerTimeout is how long a caller whose call is over waits for the
+// callee to end its side of the stream before it cuts the stream.
+const lingerTimeout = 5 * time.Second

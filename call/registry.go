@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/google/jsonschema-go/jsonschema"
@@ -389,6 +390,16 @@ func (r *Registry) Call(ctx context.Context, name string, in, out any) error {
 // invoke validates raw against the input schema and runs the handler,
 // turning a panic into INTERNAL.
 func (r *Registry) invoke(ctx context.Context, e *entry, raw json.RawMessage, emit func(any) error) (err error) {
+	raw, err = e.check(raw)
+	if err != nil {
+		return err
+	}
+	return r.run(ctx, e, raw, emit)
+}
+
+// check returns raw with null or missing input made {} for object inputs,
+// or INVALID_INPUT when it does not match the input schema.
+func (e *entry) check(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		if e.nullObject {
 			raw = emptyObject
@@ -399,16 +410,21 @@ func (r *Registry) invoke(ctx context.Context, e *entry, raw json.RawMessage, em
 	if e.validator != nil {
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return NewError(CodeInvalidInput, "input is not JSON").WithDetails(map[string]string{"reason": clip(err.Error())})
+			return nil, NewError(CodeInvalidInput, "input is not JSON").WithDetails(map[string]string{"reason": clip(err.Error())})
 		}
 		// The fast check only accepts; on failure the full validator
 		// decides and words the error (see fastSchema).
 		if e.fast == nil || !e.fast.accepts(v) {
 			if err := e.validator.Validate(v); err != nil {
-				return NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
+				return nil, NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
 			}
 		}
 	}
+	return raw, nil
+}
+
+// run runs the handler on checked input, turning a panic into INTERNAL.
+func (r *Registry) run(ctx context.Context, e *entry, raw json.RawMessage, emit func(any) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("operation panic", "op", e.spec.Name, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -437,11 +453,18 @@ func (r *Registry) publicError(ctx context.Context, e *entry, err error) *Error 
 	return NewError(CodeInternal, "internal error")
 }
 
-// clip bounds a message that may echo caller input.
+// clipMax is the most bytes of caller input an error message echoes.
+const clipMax = 256
+
+// clip bounds a message that may echo caller input, cutting at a rune
+// boundary.
 func clip(s string) string {
-	const max = 1024
-	if len(s) > max {
-		return s[:max] + "..."
+	if len(s) <= clipMax {
+		return s
 	}
-	return s
+	cut := clipMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes)", len(s))
 }
