@@ -18,6 +18,10 @@ var (
 	ErrClosed = errors.New("alknet/call: peer closed")
 	// ErrInvalidName reports an operation name that is not ns/op.
 	ErrInvalidName = errors.New("alknet/call: invalid operation name")
+	// ErrSchemaTooLarge reports a peer's operation description over
+	// MaxSchemaSize or MaxSchemaDepth; Hub.Attach imports the operation
+	// without it.
+	ErrSchemaTooLarge = errors.New("alknet/call: schema too large")
 	// ErrDuplicate reports an operation registered twice.
 	ErrDuplicate = errors.New("alknet/call: operation already registered")
 )

@@ -120,7 +120,19 @@ type entry struct {
 	fast       *fastSchema          // nil: always the full validator
 	nullObject bool                 // null or missing input means {}
 	fn         handlerFunc
-	owner      any // who may remove it (the hub that imported it); nil = permanent
+	owner      any                 // who may remove it (the hub that imported it); nil = permanent
+	gate       *core.AccessControl // a hub's own gate on an imported operation, checked before acl
+}
+
+// allowed checks id against the operation's gates: the importing hub's
+// own, then the operation's access.
+func (e *entry) allowed(id *core.Identity) error {
+	if e.gate != nil {
+		if err := e.gate.Check(id); err != nil {
+			return err
+		}
+	}
+	return e.acl.Check(id)
 }
 
 // Registry holds the operations a node serves. It is safe for concurrent
@@ -327,7 +339,7 @@ func (r *Registry) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 	r.mu.RLock()
 	out := ListOutput{Operations: []Summary{}}
 	for _, e := range r.ops {
-		if e.spec.Visibility != External || e.acl.Check(subject) != nil {
+		if e.spec.Visibility != External || e.allowed(subject) != nil {
 			continue
 		}
 		out.Operations = append(out.Operations, Summary{Name: e.spec.Name, Kind: e.spec.Kind, Description: e.spec.Description, Access: e.spec.Access})
@@ -342,7 +354,7 @@ func (r *Registry) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 func (r *Registry) schema(ctx context.Context, in SchemaInput) (Spec, error) {
 	name := strings.TrimPrefix(in.Name, "/")
 	e, ok := r.lookup(name)
-	if !ok || e.spec.Visibility != External || e.acl.Check(CallerFromContext(ctx).subject()) != nil {
+	if !ok || e.spec.Visibility != External || e.allowed(CallerFromContext(ctx).subject()) != nil {
 		return Spec{}, NewError(CodeNotFound, "no operation %s", name)
 	}
 	return e.spec, nil
@@ -364,7 +376,7 @@ func (r *Registry) Call(ctx context.Context, name string, in, out any) error {
 		return NewError(CodeInvalidOperationType, "%s is a subscription", name)
 	}
 	if c := CallerFromContext(ctx); c != nil {
-		if err := e.acl.Check(c.subject()); err != nil {
+		if err := e.allowed(c.subject()); err != nil {
 			return NewError(CodeForbidden, "%s", err.Error())
 		}
 	}

@@ -602,7 +602,7 @@ func (p *Peer) authorize(e *entry, token string) (*core.Identity, bool, *Error) 
 		}
 		byToken = true
 	}
-	if err := e.acl.Check(subject); err != nil {
+	if err := e.allowed(subject); err != nil {
 		return nil, false, NewError(CodeForbidden, "%s", err.Error())
 	}
 	return subject, byToken, nil
