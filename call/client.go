@@ -45,6 +45,8 @@ type Peer struct {
 	srvMu   sync.Mutex
 	calls   map[string]*srvCall // in flight, by id (ids are scoped to the connection)
 	authGen uint64              // counts Reauthorize runs
+
+	shared sharedStream // the stream of Config.Multiplex
 }
 
 // fingerprint is the remote's fingerprint, computed once.
@@ -235,6 +237,9 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if p.cfg.Multiplex {
+		return p.runShared(ctx, id, frame, each)
+	}
 	s, err := p.conn.OpenStream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -282,34 +287,50 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		if env.ID != id {
 			continue // not ours: correlation is by id
 		}
-		switch env.Type {
-		case TypeResponded:
-			out := env.Payload.Output
-			if len(out) == 0 {
-				out = json.RawMessage("null")
-			}
-			cc.responded = true
-			if err := each(out); err != nil {
-				if err == errStop {
-					return nil
-				}
-				if err == errDone {
-					cc.over = true
-					return nil
-				}
-				return err
-			}
-		case TypeCompleted:
-			cc.over = true
-			return nil
-		case TypeError:
-			cc.over = true
-			return p.decodeError(env.Payload)
-		case TypeAborted:
-			cc.over = true
-			return NewError(CodeInternal, "the callee aborted the call")
+		if over, err := p.deliver(env, &cc.callState, each); over {
+			return err
 		}
 	}
+}
+
+// callState is what the caller knows of a call's progress.
+type callState struct {
+	responded bool // an output arrived
+	over      bool // the callee ended the call (completed, error, end of stream)
+}
+
+// deliver acts on one frame of a call: it hands an output to each and
+// reports whether the call is done for the caller, with its result.
+func (p *Peer) deliver(env wireEnvelope, st *callState, each func(json.RawMessage) error) (bool, error) {
+	switch env.Type {
+	case TypeResponded:
+		out := env.Payload.Output
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		}
+		st.responded = true
+		if err := each(out); err != nil {
+			switch err {
+			case errStop:
+				return true, nil
+			case errDone:
+				st.over = true
+				return true, nil
+			}
+			return true, err
+		}
+		return false, nil
+	case TypeCompleted:
+		st.over = true
+		return true, nil
+	case TypeError:
+		st.over = true
+		return true, p.decodeError(env.Payload)
+	case TypeAborted:
+		st.over = true
+		return true, NewError(CodeInternal, "the callee aborted the call")
+	}
+	return false, nil
 }
 
 // decodeError turns a call.error payload into *Error, mapping codes this
@@ -327,16 +348,15 @@ func (p *Peer) decodeError(w wirePayload) *Error {
 
 // clientCall is the caller's side of one stream.
 type clientCall struct {
-	mu        sync.Mutex
-	s         core.Stream
-	br        *bufio.Reader // the reader of s, owned by run until close
-	id        string
-	limit     int64
-	closed    bool
-	responded bool // an output arrived
-	over      bool // the callee ended the call (completed, error, end of stream)
-	aborted   bool // call.aborted was sent
-	peer      *Peer
+	callState
+	mu      sync.Mutex
+	s       core.Stream
+	br      *bufio.Reader // the reader of s, owned by run until close
+	id      string
+	limit   int64
+	closed  bool
+	aborted bool // the call's context ended
+	peer    *Peer
 }
 
 // abort unblocks the reader; close then sends call.aborted.

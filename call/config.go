@@ -60,6 +60,14 @@ type Config struct {
 	// calls report as they are; other unknown codes become INTERNAL (the
 	// original stays in Error.RemoteCode).
 	KnownCodes []string
+	// Multiplex makes this side's calls (Call, Subscribe, hub forwarding)
+	// share one stream, opened on the first call and again after it
+	// breaks, instead of one stream per call; an abort then goes on that
+	// stream. It is the form for a connection that has a single stream
+	// (TCP), and saves a stream open per call over QUIC; a caller that
+	// stops reading one subscription stalls the others on the stream (see
+	// SPEC.md). False opens a stream per call.
+	Multiplex bool
 	// OnConnect, when set, runs for every connection a Server accepts, in
 	// its own goroutine, while the connection is served (a hub attaches
 	// spokes here). The connection's serving waits for it on return.

@@ -1,0 +1,126 @@
+package call
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMultiplexClient: with Config.Multiplex every call shares one stream:
+// concurrent calls, a fast call overtaking a slow one, subscriptions,
+// aborts by id on the shared stream, and errors.
+func TestMultiplexClient(t *testing.T) {
+	reg := NewRegistry(nil)
+	Query(reg, "demo/greet", greet, Options{})
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	stopped := make(chan error, 4)
+	Query(reg, "demo/slow", func(ctx context.Context, _ struct{}) (string, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return "slow done", nil
+		case <-ctx.Done():
+			stopped <- context.Cause(ctx)
+			return "", ctx.Err()
+		}
+	}, Options{Timeout: -1})
+	Query(reg, "demo/block", func(ctx context.Context, _ struct{}) (int, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		stopped <- context.Cause(ctx)
+		return 0, ctx.Err()
+	}, Options{Timeout: -1})
+	Subscription(reg, "demo/count", func(ctx context.Context, in struct {
+		N int `json:"n"`
+	}, emit func(int) error) error {
+		for i := 0; in.N == 0 || i < in.N; i++ {
+			if err := emit(i); err != nil {
+				if in.N == 0 {
+					stopped <- context.Cause(ctx)
+				}
+				return err
+			}
+		}
+		return nil
+	}, Options{})
+	p, _ := serve(t, []string{"call"}, Config{Registry: reg}, Config{Multiplex: true})
+	ctx := t.Context()
+
+	var out greetOut
+	require.NoError(t, p.Call(ctx, "demo/greet", greetIn{Name: "mux"}, &out))
+	assert.Equal(t, "hello mux", out.Text)
+	first := p.shared.cur
+	require.NotNil(t, first)
+
+	// A slow call and a fast one on the same stream: the fast one returns
+	// while the slow one still runs.
+	slow := make(chan string, 1)
+	go func() {
+		var s string
+		if err := p.Call(ctx, "demo/slow", nil, &s); err != nil {
+			s = err.Error()
+		}
+		slow <- s
+	}()
+	within(t, started, "the slow call to start")
+	require.NoError(t, p.Call(ctx, "demo/greet", greetIn{Name: "fast"}, &out))
+	assert.Equal(t, "hello fast", out.Text)
+	assert.Empty(t, slow, "the slow call answered before it was released")
+	close(release)
+	assert.Equal(t, "slow done", within(t, slow, "the slow call's answer"))
+
+	// 64 concurrent callers.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			var o greetOut
+			if err := p.Call(ctx, "demo/greet", greetIn{Name: jsonInt(i)}, &o); err != nil {
+				errs <- err
+			} else if o.Text != "hello "+jsonInt(i) {
+				errs <- assert.AnError
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// A subscription, then one broken off: the abort goes by id.
+	n := 0
+	for v, err := range SubscribeAs[int](ctx, p, "demo/count", map[string]int{"n": 2000}) {
+		require.NoError(t, err)
+		require.Equal(t, n, v)
+		n++
+	}
+	assert.Equal(t, 2000, n)
+	n = 0
+	for _, err := range p.Subscribe(ctx, "demo/count", map[string]int{"n": 0}) {
+		require.NoError(t, err)
+		if n++; n == 10 {
+			break
+		}
+	}
+	assert.ErrorIs(t, within(t, stopped, "the endless subscription to stop"), errAborted)
+
+	// Cancelling a call aborts it at the callee.
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- p.Call(cctx, "demo/block", nil, nil) }()
+	within(t, started, "the blocking call to start")
+	cancel()
+	assert.ErrorIs(t, within(t, errc, "the cancelled call to return"), context.Canceled)
+	assert.ErrorIs(t, within(t, stopped, "the blocking call to stop"), errAborted)
+
+	// Errors come back on the shared stream as for any call.
+	err := p.Call(ctx, "demo/greet", map[string]any{"name": 1}, &out)
+	assert.Equal(t, CodeInvalidInput, ErrorCode(err))
+	assert.Equal(t, CodeNotFound, ErrorCode(p.Call(ctx, "no/such", nil, nil)))
+	assert.Same(t, first, p.shared.cur, "every call used the one stream")
+}
