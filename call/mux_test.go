@@ -1,9 +1,16 @@
 package call
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,4 +130,69 @@ func TestMultiplexClient(t *testing.T) {
 	assert.Equal(t, CodeInvalidInput, ErrorCode(err))
 	assert.Equal(t, CodeNotFound, ErrorCode(p.Call(ctx, "no/such", nil, nil)))
 	assert.Same(t, first, p.shared.cur, "every call used the one stream")
+}
+
+// TestSharedStreamFairness: a subscription that produces as fast as it
+// can does not hold back a quick call on the same stream beyond the
+// documented bound (what the transport buffers, plus one frame per call
+// in flight), and its queue stays bounded while the stream is slow.
+func TestSharedStreamFairness(t *testing.T) {
+	reg := NewRegistry(nil)
+	item := strings.Repeat("z", 8<<10)
+	Subscription(reg, "demo/flood", func(ctx context.Context, _ struct{}, emit func(string) error) error {
+		for {
+			if err := emit(item); err != nil {
+				return err
+			}
+		}
+	}, Options{})
+	Query(reg, "demo/quick", func(context.Context, struct{}) (string, error) { return "quick", nil }, Options{})
+	cfg := Config{Registry: reg}.withDefaults()
+	a, b := coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{})
+	t.Cleanup(func() { _ = a.Close(core.CodeOK, "") })
+	server := newPeer(b, cfg)
+	go func() { _ = server.Serve(context.Background()) }()
+
+	s, err := a.OpenStream(t.Context())
+	require.NoError(t, err)
+	write := func(id, op string) {
+		frame, err := encodeFrame(TypeRequested, id, Request{OperationID: op, Input: json.RawMessage(`{}`)}, 0)
+		require.NoError(t, err)
+		_, err = s.Write(frame)
+		require.NoError(t, err)
+	}
+	write("flood", "/demo/flood")
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(waitLimit)))
+	br := bufio.NewReader(s)
+	_, err = ReadFrame(br, 0) // the flood is running and the stream is full behind it
+	require.NoError(t, err)
+	// The flood writes as fast as the stream takes it; its queue never
+	// holds more than its bound.
+	for range 100 {
+		server.srvMu.Lock()
+		c := server.calls["flood"]
+		server.srvMu.Unlock()
+		c.st.mu.Lock()
+		q := c.qbytes
+		c.st.mu.Unlock()
+		require.LessOrEqual(t, q, cfg.MaxQueuedBytes+int64(len(item)))
+	}
+	write("quick", "/demo/quick")
+	ahead := 0
+	for {
+		body, err := ReadFrame(br, 0)
+		require.NoError(t, err)
+		env, err := decodeWire(body)
+		require.NoError(t, err)
+		if env.ID == "quick" {
+			assert.JSONEq(t, `"quick"`, string(env.Payload.Output))
+			break
+		}
+		ahead++
+	}
+	// The memory stream buffers 1 MiB; the flood's queue holds 64 KiB; one
+	// more flood frame may go between.
+	bound := (1<<20+int(cfg.MaxQueuedBytes))/len(item) + 2
+	assert.LessOrEqual(t, ahead, bound, "flood frames ahead of the quick answer")
+	t.Logf("%d flood frames came before the quick answer (bound %d)", ahead, bound)
 }
