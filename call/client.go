@@ -68,8 +68,15 @@ func newPeer(conn core.Conn, cfg Config) *Peer {
 }
 
 // NewPeer wraps a connection that negotiated alknet/call. Call Serve to
-// answer the remote's calls; Call and Subscribe work right away.
-func NewPeer(conn core.Conn, cfg Config) *Peer { return newPeer(conn, cfg.withDefaults()) }
+// answer the remote's calls; Call and Subscribe work right away. A
+// connection that reports a single stream (a SingleStream() bool method
+// returning true, as a TCP connection would) always multiplexes its calls.
+func NewPeer(conn core.Conn, cfg Config) *Peer {
+	if ss, ok := conn.(interface{ SingleStream() bool }); ok && ss.SingleStream() {
+		cfg.Multiplex = true
+	}
+	return newPeer(conn, cfg.withDefaults())
+}
 
 // Dial connects ep to addr on alknet/call and returns a Peer that already
 // serves cfg.Registry to the remote in the background (both sides of a

@@ -80,16 +80,21 @@ func TestMultiplexClient(t *testing.T) {
 	close(release)
 	assert.Equal(t, "slow done", within(t, slow, "the slow call's answer"))
 
-	// 64 concurrent callers.
+	// 64 concurrent callers, as many as a stream may carry: a call the
+	// caller has its answer for no longer counts against the limit.
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 64 {
 		wg.Go(func() {
-			var o greetOut
-			if err := p.Call(ctx, "demo/greet", greetIn{Name: jsonInt(i)}, &o); err != nil {
-				errs <- err
-			} else if o.Text != "hello "+jsonInt(i) {
-				errs <- assert.AnError
+			for range 30 {
+				var o greetOut
+				if err := p.Call(ctx, "demo/greet", greetIn{Name: jsonInt(i)}, &o); err != nil {
+					errs <- err
+					return
+				} else if o.Text != "hello "+jsonInt(i) {
+					errs <- assert.AnError
+					return
+				}
 			}
 		})
 	}
@@ -195,4 +200,30 @@ func TestSharedStreamFairness(t *testing.T) {
 	bound := (1<<20+int(cfg.MaxQueuedBytes))/len(item) + 2
 	assert.LessOrEqual(t, ahead, bound, "flood frames ahead of the quick answer")
 	t.Logf("%d flood frames came before the quick answer (bound %d)", ahead, bound)
+}
+
+// TestCallLimitCountsOnlyCallsInFlight: a call whose answer is on its way
+// no longer counts against the per-stream limit nor holds its id, even
+// while its handler has not returned yet.
+func TestCallLimitCountsOnlyCallsInFlight(t *testing.T) {
+	reg := NewRegistry(nil)
+	linger := make(chan struct{})
+	e := newEntry("demo/linger", KindQuery, Options{}, nil, nil, func(ctx context.Context, _ json.RawMessage, emit func(any) error) error {
+		if err := emit("answered"); err != nil {
+			return err
+		}
+		select { // the handler goes on after its answer
+		case <-linger:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	require.NoError(t, reg.add(e))
+	p, _ := serve(t, []string{"call"}, Config{Registry: reg, MaxCallsPerStream: 1}, Config{Multiplex: true})
+	t.Cleanup(func() { close(linger) })
+	for i := range 3 {
+		var out string
+		require.NoError(t, p.Call(t.Context(), "demo/linger", nil, &out), "call %d", i)
+		assert.Equal(t, "answered", out)
+	}
 }

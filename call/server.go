@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -98,17 +99,16 @@ var (
 func (p *Peer) Serve(ctx context.Context) error {
 	draining, drain := context.WithCancel(context.Background())
 	pool := &workerPool{work: make(chan func()), stop: make(chan struct{})}
-	defer func() {
+	finish := sync.OnceFunc(func() {
 		drain()
 		pool.close()
-	}()
+	})
+	defer finish()
 	for {
 		s, err := p.conn.AcceptStream(ctx)
 		if err != nil {
 			if errors.Is(err, core.ErrShuttingDown) {
-				drain()
-				pool.close()
-				pool = &workerPool{work: make(chan func()), stop: make(chan struct{})}
+				finish()
 				p.linger()
 				return nil
 			}
@@ -199,6 +199,7 @@ type srvStream struct {
 	writing  bool                  // a goroutine is writing (it flushes pending)
 	broken   bool                  // a write failed: nothing more can be sent
 	draining bool
+	active   int           // calls in flight: started and not released
 	idle     chan struct{} // a token when the stream may have become idle
 }
 
@@ -214,6 +215,8 @@ type srvCall struct {
 	token   string
 	checked bool // authorized; Reauthorize re-checks it
 
+	released atomic.Bool // out of the calls in flight (see release)
+
 	// guarded by st.mu
 	queue  [][]byte
 	qbytes int64
@@ -227,8 +230,28 @@ type srvCall struct {
 // frame never waits. It returns ErrCallOver once the call is over or the
 // stream broke.
 func (st *srvStream) send(ctx context.Context, c *srvCall, frame []byte, final bool) error {
+	if final {
+		// The call is over for the caller once this frame is on its way:
+		// take it out of the calls in flight first, so that the caller may
+		// start another (with the same id, too) as soon as it reads it.
+		st.mu.Lock()
+		if c.done || st.broken {
+			st.mu.Unlock()
+			return ErrCallOver
+		}
+		c.done = true
+		st.mu.Unlock()
+		st.p.release(c)
+	}
 	st.mu.Lock()
 	for {
+		if final {
+			if st.broken {
+				st.mu.Unlock()
+				return ErrCallOver
+			}
+			break
+		}
 		if c.done || st.broken {
 			st.mu.Unlock()
 			return ErrCallOver
@@ -244,9 +267,6 @@ func (st *srvStream) send(ctx context.Context, c *srvCall, frame []byte, final b
 			return ErrCallOver
 		}
 		st.mu.Lock()
-	}
-	if final {
-		c.done = true
 	}
 	if st.writing || len(st.pending) > 0 {
 		c.queue = append(c.queue, frame)
@@ -535,22 +555,35 @@ func (p *Peer) register(c *srvCall) *Error {
 	if st.draining {
 		return NewError(CodeUnavailable, "node shutting down")
 	}
-	if p.cfg.MaxCallsPerStream > 0 && len(st.calls) >= p.cfg.MaxCallsPerStream {
+	if p.cfg.MaxCallsPerStream > 0 && st.active >= p.cfg.MaxCallsPerStream {
 		return NewError(CodeUnavailable, "too many calls in flight on this stream (limit %d)", p.cfg.MaxCallsPerStream)
 	}
 	p.calls[c.id] = c
 	st.calls[c] = struct{}{}
+	st.active++
 	return nil
 }
 
-// endCall removes a finished call from both tables.
-func (st *srvStream) endCall(c *srvCall) {
-	p := st.p
+// release takes c out of the calls in flight once its last frame is on its
+// way or it was aborted: its id may be used again, and it no longer counts
+// against the limits (its goroutine may run a little longer).
+func (p *Peer) release(c *srvCall) {
+	if !c.released.CompareAndSwap(false, true) || c.cancel == nil {
+		return
+	}
 	p.srvMu.Lock()
 	if p.calls[c.id] == c {
 		delete(p.calls, c.id)
 	}
 	p.srvMu.Unlock()
+	c.st.mu.Lock()
+	c.st.active--
+	c.st.mu.Unlock()
+}
+
+// endCall removes a finished call from both tables.
+func (st *srvStream) endCall(c *srvCall) {
+	st.p.release(c)
 	c.cancel(nil)
 	st.mu.Lock()
 	delete(st.calls, c)
@@ -729,6 +762,7 @@ func (st *srvStream) runCall(cctx context.Context, c *srvCall, req wirePayload, 
 			st.mu.Lock()
 			st.dropLocked(c)
 			st.mu.Unlock()
+			p.release(c)
 		}
 	}
 	stop := context.AfterFunc(cctx, endEarly)
