@@ -68,7 +68,9 @@ func newPeer(conn core.Conn, cfg Config) *Peer {
 }
 
 // NewPeer wraps a connection that negotiated alknet/call. Call Serve to
-// answer the remote's calls; Call and Subscribe work right away. A
+// answer the remote's calls; Call and Subscribe work right away. Serve
+// checks cfg.Access as the gate; on a connection this side dialed, where no
+// endpoint gate ran, set it (or use Dial, which does). A
 // connection that reports a single stream (a SingleStream() bool method
 // returning true, as a TCP connection would) always multiplexes its calls.
 func NewPeer(conn core.Conn, cfg Config) *Peer {
