@@ -17,7 +17,7 @@ type benchMsg struct {
 	N    int    `json:"n"`
 }
 
-func benchPeer(b *testing.B) *Peer {
+func benchPeer(b *testing.B, multiplex bool) *Peer {
 	reg := NewRegistry(nil)
 	Query(reg, "bench/echo", func(_ context.Context, in benchMsg) (benchMsg, error) { return in, nil }, Options{})
 	Subscription(reg, "bench/count", func(ctx context.Context, in benchMsg, emit func(int) error) error {
@@ -33,7 +33,7 @@ func benchPeer(b *testing.B) *Peer {
 		b.Fatal(err)
 	}
 	pair := coretest.NewPair(b, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
-	p, err := Dial(context.Background(), pair.Client, pair.Server.Addr(), Config{})
+	p, err := Dial(context.Background(), pair.Client, pair.Server.Addr(), Config{Multiplex: multiplex})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,12 +42,18 @@ func benchPeer(b *testing.B) *Peer {
 }
 
 // BenchmarkUnary measures round trips of a small query over one QUIC
-// connection with 1 and 64 concurrent callers; it reports p50 and p99
-// latency and calls per second.
+// connection with 1 and 64 concurrent callers, with a stream per call and
+// with every call on one stream; it reports p50 and p99 latency and calls
+// per second.
 func BenchmarkUnary(b *testing.B) {
-	for _, callers := range []int{1, 64} {
-		b.Run(map[int]string{1: "callers=1", 64: "callers=64"}[callers], func(b *testing.B) {
-			p := benchPeer(b)
+	for _, run := range []struct {
+		name      string
+		callers   int
+		multiplex bool
+	}{{"callers=1", 1, false}, {"callers=64", 64, false}, {"callers=1/mux", 1, true}, {"callers=64/mux", 64, true}} {
+		callers := run.callers
+		b.Run(run.name, func(b *testing.B) {
+			p := benchPeer(b, run.multiplex)
 			ctx := context.Background()
 			in := benchMsg{Name: "alknet", N: 7}
 			var out benchMsg
@@ -97,7 +103,7 @@ func reportLatency(b *testing.B, all []time.Duration, elapsed time.Duration) {
 
 // BenchmarkSubscription measures items per second of one subscription.
 func BenchmarkSubscription(b *testing.B) {
-	p := benchPeer(b)
+	p := benchPeer(b, false)
 	b.ResetTimer()
 	start := time.Now()
 	n := 0

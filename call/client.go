@@ -36,10 +36,28 @@ type Peer struct {
 	closing   bool
 	drains    sync.WaitGroup // background reads of answered streams' ends
 	serveDone chan struct{}  // closed when the background Serve of Dial returns; nil otherwise
+
+	// the calls this side serves
+	budget  *budget
+	fresh   bool // resolve the remote's identity for every call (dialed connections)
+	fpOnce  sync.Once
+	fp      string
+	srvMu   sync.Mutex
+	calls   map[string]*srvCall // in flight, by id (ids are scoped to the connection)
+	authGen uint64              // counts Reauthorize runs
+
+	shared sharedStream // the stream of Config.Multiplex
+}
+
+// fingerprint is the remote's fingerprint, computed once.
+func (p *Peer) fingerprint() string {
+	p.fpOnce.Do(func() { p.fp = p.conn.RemoteID().Fingerprint() })
+	return p.fp
 }
 
 func newPeer(conn core.Conn, cfg Config) *Peer {
-	p := &Peer{conn: conn, cfg: cfg, reg: cfg.Registry, log: cfg.Logger, known: map[string]bool{}}
+	p := &Peer{conn: conn, cfg: cfg, reg: cfg.Registry, log: cfg.Logger, known: map[string]bool{},
+		budget: newBudget(cfg.MaxBufferedBytes), calls: map[string]*srvCall{}}
 	for c := range standardCodes {
 		p.known[c] = true
 	}
@@ -50,18 +68,38 @@ func newPeer(conn core.Conn, cfg Config) *Peer {
 }
 
 // NewPeer wraps a connection that negotiated alknet/call. Call Serve to
-// answer the remote's calls; Call and Subscribe work right away.
-func NewPeer(conn core.Conn, cfg Config) *Peer { return newPeer(conn, cfg.withDefaults()) }
+// answer the remote's calls; Call and Subscribe work right away. Serve
+// checks cfg.Access as the gate; on a connection this side dialed, where no
+// endpoint gate ran, set it (or use Dial, which does). A
+// connection that reports a single stream (a SingleStream() bool method
+// returning true, as a TCP connection would) always multiplexes its calls.
+func NewPeer(conn core.Conn, cfg Config) *Peer {
+	if ss, ok := conn.(interface{ SingleStream() bool }); ok && ss.SingleStream() {
+		cfg.Multiplex = true
+	}
+	return newPeer(conn, cfg.withDefaults())
+}
 
 // Dial connects ep to addr on alknet/call and returns a Peer that already
 // serves cfg.Registry to the remote in the background (both sides of a
-// connection may serve). Close ends the connection and that serving.
+// connection may serve). No endpoint gate checks a dialed connection, so
+// Dial applies cfg.Access to every call the remote makes, and when it is
+// the zero value the gate a node puts on alknet/call: {RequiredScopes:
+// ["call"]}. The remote's identity is resolved through cfg.Identities for
+// every call (set it to the live peer table, so that revoking the remote
+// takes effect at once; Reauthorize ends its calls in flight), else it is
+// the one ep resolved when dialing. Close ends the connection and that
+// serving.
 func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*Peer, error) {
 	conn, err := ep.Dial(ctx, addr, ALPN)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Access.IsOpen() {
+		cfg.Access = core.AccessControl{RequiredScopes: []string{"call"}}
+	}
 	p := NewPeer(conn, cfg)
+	p.fresh = true
 	p.serveDone = make(chan struct{})
 	go func() {
 		defer close(p.serveDone)
@@ -208,6 +246,9 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if p.cfg.Multiplex {
+		return p.runShared(ctx, id, frame, each)
+	}
 	s, err := p.conn.OpenStream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -221,6 +262,10 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		_ = s.Close()
 		return err
 	}
+	// The request is this stream's only frame from us: FIN says so, and the
+	// callee ends its side after the answer. An abort goes by id on a
+	// stream of its own.
+	_ = s.CloseWrite()
 	stop := context.AfterFunc(ctx, cc.abort)
 	defer func() {
 		stop()
@@ -251,34 +296,50 @@ func (p *Peer) run(ctx context.Context, op string, in any, fwd *ForwardedFor, ea
 		if env.ID != id {
 			continue // not ours: correlation is by id
 		}
-		switch env.Type {
-		case TypeResponded:
-			out := env.Payload.Output
-			if len(out) == 0 {
-				out = json.RawMessage("null")
-			}
-			cc.responded = true
-			if err := each(out); err != nil {
-				if err == errStop {
-					return nil
-				}
-				if err == errDone {
-					cc.over = true
-					return nil
-				}
-				return err
-			}
-		case TypeCompleted:
-			cc.over = true
-			return nil
-		case TypeError:
-			cc.over = true
-			return p.decodeError(env.Payload)
-		case TypeAborted:
-			cc.over = true
-			return NewError(CodeInternal, "the callee aborted the call")
+		if over, err := p.deliver(env, &cc.callState, each); over {
+			return err
 		}
 	}
+}
+
+// callState is what the caller knows of a call's progress.
+type callState struct {
+	responded bool // an output arrived
+	over      bool // the callee ended the call (completed, error, end of stream)
+}
+
+// deliver acts on one frame of a call: it hands an output to each and
+// reports whether the call is done for the caller, with its result.
+func (p *Peer) deliver(env wireEnvelope, st *callState, each func(json.RawMessage) error) (bool, error) {
+	switch env.Type {
+	case TypeResponded:
+		out := env.Payload.Output
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		}
+		st.responded = true
+		if err := each(out); err != nil {
+			switch err {
+			case errStop:
+				return true, nil
+			case errDone:
+				st.over = true
+				return true, nil
+			}
+			return true, err
+		}
+		return false, nil
+	case TypeCompleted:
+		st.over = true
+		return true, nil
+	case TypeError:
+		st.over = true
+		return true, p.decodeError(env.Payload)
+	case TypeAborted:
+		st.over = true
+		return true, NewError(CodeInternal, "the callee aborted the call")
+	}
+	return false, nil
 }
 
 // decodeError turns a call.error payload into *Error, mapping codes this
@@ -296,40 +357,32 @@ func (p *Peer) decodeError(w wirePayload) *Error {
 
 // clientCall is the caller's side of one stream.
 type clientCall struct {
-	mu        sync.Mutex
-	s         core.Stream
-	br        *bufio.Reader // the reader of s, owned by run until close
-	id        string
-	limit     int64
-	closed    bool
-	responded bool // an output arrived
-	over      bool // the callee ended the call (completed, error, end of stream)
-	aborted   bool // call.aborted was sent
-	peer      *Peer
+	callState
+	mu      sync.Mutex
+	s       core.Stream
+	br      *bufio.Reader // the reader of s, owned by run until close
+	id      string
+	limit   int64
+	closed  bool
+	aborted bool // the call's context ended
+	peer    *Peer
 }
 
-// abort sends call.aborted and unblocks the reader.
+// abort unblocks the reader; close then sends call.aborted.
 func (c *clientCall) abort() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	c.sendAbortLocked()
 	c.aborted = true
 	_ = c.s.SetReadDeadline(time.Now())
 }
 
-func (c *clientCall) sendAbortLocked() {
-	frame, err := encodeFrame(TypeAborted, c.id, nil, c.limit)
-	if err != nil {
-		return
-	}
-	_ = c.s.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.s.Write(frame)
-}
-
-// close ends the stream; a call the callee has not ended is aborted first.
+// close ends the stream. A call the callee has not ended is aborted by id
+// (on a stream of its own), and its stream is read to the callee's end in
+// the background, so that the callee sees the abort rather than a cut
+// stream.
 func (c *clientCall) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -338,16 +391,11 @@ func (c *clientCall) close() {
 	}
 	c.closed = true
 	if !c.over {
-		if !c.aborted {
-			c.sendAbortLocked()
+		if !c.peer.goDrain(func() { c.peer.sendAbort(c.id) }) {
+			_ = c.s.Close()
+			return
 		}
-		_ = c.s.Close()
-		return
-	}
-	// The callee has answered: end our side and read its end of stream in
-	// the background, so the stream closes without STOP_SENDING/RESET.
-	_ = c.s.CloseWrite()
-	if c.sawEnd() {
+	} else if c.sawEnd() {
 		_ = c.s.Close()
 		return
 	}
@@ -358,6 +406,28 @@ func (c *clientCall) close() {
 	}) {
 		_ = c.s.Close()
 	}
+}
+
+// sendAbort sends call.aborted for id on a new stream and waits briefly
+// for the callee to end that stream.
+func (p *Peer) sendAbort(id string) {
+	frame, err := encodeFrame(TypeAborted, id, nil, p.cfg.MaxFrameSize)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.conn.Context(), time.Second)
+	defer cancel()
+	s, err := p.conn.OpenStream(ctx)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(lingerTimeout))
+	if _, err := s.Write(frame); err != nil {
+		return
+	}
+	_ = s.CloseWrite()
+	_, _ = io.Copy(io.Discard, s)
 }
 
 // sawEnd reports whether the callee's end of stream is already here, which
@@ -379,3 +449,7 @@ func (c *clientCall) sawEnd() bool {
 	}
 	return false
 }
+
+// lingerTimeout is how long a caller whose call is over waits for the
+// callee to end its side of the stream before it cuts the stream.
+const lingerTimeout = 5 * time.Second

@@ -18,6 +18,10 @@ var (
 	ErrClosed = errors.New("alknet/call: peer closed")
 	// ErrInvalidName reports an operation name that is not ns/op.
 	ErrInvalidName = errors.New("alknet/call: invalid operation name")
+	// ErrSchemaTooLarge reports a peer's operation description over
+	// MaxSchemaSize or MaxSchemaDepth; Hub.Attach imports the operation
+	// without it.
+	ErrSchemaTooLarge = errors.New("alknet/call: schema too large")
 	// ErrDuplicate reports an operation registered twice.
 	ErrDuplicate = errors.New("alknet/call: operation already registered")
 )
@@ -32,18 +36,22 @@ const (
 	CodeInternal             = "INTERNAL"
 	CodeTimeout              = "TIMEOUT"
 	CodeInvalidOperationType = "INVALID_OPERATION_TYPE"
+	// CodeUnavailable: the callee cannot take the call now (too many calls
+	// in flight, shutting down); retryable.
+	CodeUnavailable = "UNAVAILABLE"
 )
 
 // standardCodes are the codes every node knows.
 var standardCodes = map[string]bool{
 	CodeNotFound: true, CodeForbidden: true, CodeInvalidInput: true,
 	CodeInternal: true, CodeTimeout: true, CodeInvalidOperationType: true,
+	CodeUnavailable: true,
 }
 
 // Error is a call.error: a code, a message safe to show to the caller, and
 // optional details. Handlers return it (NewError) to choose the code; clients
-// receive it from Call and Subscribe. Retryable is true only for TIMEOUT
-// unless an operation says otherwise.
+// receive it from Call and Subscribe. Retryable is true only for TIMEOUT and
+// UNAVAILABLE unless an operation says otherwise.
 type Error struct {
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`
@@ -56,7 +64,7 @@ type Error struct {
 
 // NewError returns an *Error with code and a message; TIMEOUT is retryable.
 func NewError(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Retryable: code == CodeTimeout}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Retryable: code == CodeTimeout || code == CodeUnavailable}
 }
 
 // WithDetails returns a copy of e carrying details (marshaled to JSON).

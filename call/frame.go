@@ -18,6 +18,11 @@ const ALPN = "alknet/call"
 // Config.MaxFrameSize may lower it, never raise it.
 const MaxFrameSize = 64 << 20
 
+// DefaultMaxFrameSize is the frame body limit when Config.MaxFrameSize is
+// zero: 1 MiB, ample for JSON calls and small enough that a connection's
+// frames in flight stay within its buffer budget.
+const DefaultMaxFrameSize = 1 << 20
+
 // Envelope types.
 const (
 	TypeRequested = "call.requested"
@@ -80,22 +85,53 @@ var emptyObject = json.RawMessage(`{}`)
 // io.ErrUnexpectedEOF when it ends inside the length or the body (both are a
 // clean close of the stream), and an error wrapping ErrFrameSize when the
 // declared length is 0 or above limit; then nothing past the length has been
-// read.
+// read. The declared length bounds the read but does not size the buffer:
+// the body grows with the bytes that actually arrive.
 func ReadFrame(r io.Reader, limit int64) ([]byte, error) {
+	n, err := readLength(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	return readBody(r, n)
+}
+
+// readLength reads and checks a frame's length prefix.
+func readLength(r io.Reader, limit int64) (int64, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+		return 0, err
 	}
 	n := int64(binary.BigEndian.Uint32(hdr[:]))
 	if err := checkSize(n, limit); err != nil {
-		return nil, err
+		return 0, err
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	return n, nil
+}
+
+// firstChunk is the buffer a body starts with; it doubles as bytes arrive,
+// up to the declared length, so a sender pays for every byte the reader
+// holds (at most twice what it sent, plus firstChunk).
+const firstChunk = 4 << 10
+
+// readBody reads exactly n bytes, growing its buffer with the data.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstChunk))
+	for int64(len(body)) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, int(min(n-int64(len(body)), int64(len(body)))))
 		}
-		return nil, err
+		want := min(int64(cap(body)), n)
+		m, err := r.Read(body[len(body):want])
+		body = body[:len(body)+m]
+		if err != nil {
+			if int64(len(body)) == n {
+				break
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return body, nil
 }

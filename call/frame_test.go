@@ -2,13 +2,19 @@ package call
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -130,6 +136,9 @@ func FuzzReadFrame(f *testing.F) {
 		}
 		r := bytes.NewReader(data)
 		body, err := ReadFrame(r, limit)
+		if cap(body) > max(firstChunk, 2*len(data)) {
+			t.Fatalf("body buffer of %d bytes for %d bytes of input", cap(body), len(data))
+		}
 		consumed := len(data) - r.Len()
 		if len(data) < 4 {
 			if err == nil {
@@ -217,4 +226,84 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("re-encode: %v %+v %+v", err, env, env2)
 		}
 	})
+}
+
+// TestReadFrameAllocatesWithTheData: a frame that declares 64 MiB and
+// sends 4 bytes costs the reader a few KiB, not the declared length.
+func TestReadFrameAllocatesWithTheData(t *testing.T) {
+	in := append(binary.BigEndian.AppendUint32(nil, MaxFrameSize), "abcd"...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := ReadFrame(bytes.NewReader(in), 0)
+	runtime.ReadMemStats(&after)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "allocated ahead of the bytes")
+
+	// A body that does arrive costs a few times its size in all (its buffer
+	// doubles as bytes arrive).
+	body := bytes.Repeat([]byte("x"), 3<<20)
+	in = append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	got, err := ReadFrame(bytes.NewReader(in), 0)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	assert.Equal(t, body, got)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4*len(body)), "in all, a few times what arrived")
+}
+
+// TestBudgetManyStreams: many streams that each declare a large frame and
+// stall hold at most the connection's budget between them, and the frames
+// complete once their bytes arrive.
+func TestBudgetManyStreams(t *testing.T) {
+	const streams, frame = 32, 64 << 10
+	reg := NewRegistry(nil)
+	Query(reg, "demo/len", func(_ context.Context, in string) (int, error) { return len(in), nil }, Options{})
+	peers := make(chan *Peer, 1)
+	srv, err := NewServer(Config{Registry: reg, MaxFrameSize: frame, MaxBufferedBytes: 4 * frame * decodeFactor,
+		OnConnect: func(ctx context.Context, p *Peer) { peers <- p }})
+	require.NoError(t, err)
+	pair := coretest.NewPair(t, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
+	conn := pair.Dial(t, ALPN)
+	server := within(t, peers, "the server's peer")
+
+	var bodies [][]byte
+	var open []core.Stream
+	for i := range streams {
+		input := strings.Repeat("y", frame-100)
+		full, err := encodeFrame(TypeRequested, fmt.Sprint(i), Request{OperationID: "/demo/len", Input: json.RawMessage(`"` + input + `"`)}, frame)
+		require.NoError(t, err)
+		s, err := conn.OpenStream(t.Context())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		_, err = s.Write(full[:8]) // the length and 4 bytes of the body
+		require.NoError(t, err)
+		open, bodies = append(open, s), append(bodies, full[8:])
+	}
+	// Wait until the server holds as much as it can: the budget is full
+	// (no further frame fits).
+	deadline := time.Now().Add(waitLimit)
+	for used, _ := server.budget.stats(); used+frame*decodeFactor <= server.budget.size; used, _ = server.budget.stats() {
+		require.True(t, time.Now().Before(deadline), "the budget never filled: %d of %d", used, server.budget.size)
+		time.Sleep(time.Millisecond)
+	}
+	for i, s := range open {
+		_, err := s.Write(bodies[i])
+		require.NoError(t, err)
+		require.NoError(t, s.CloseWrite())
+	}
+	for i, s := range open {
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(waitLimit)))
+		body, err := ReadFrame(s, 0)
+		require.NoError(t, err, "stream %d", i)
+		env, err := decodeWire(body)
+		require.NoError(t, err)
+		assert.Equal(t, TypeResponded, env.Type, "stream %d: %s", i, body)
+		assert.JSONEq(t, fmt.Sprint(frame-100), string(env.Payload.Output))
+	}
+	used, peak := server.budget.stats()
+	assert.Zero(t, used, "every reservation is returned")
+	assert.LessOrEqual(t, peak, server.budget.size, "never more than the budget")
+	assert.Greater(t, peak, server.budget.size-frame*decodeFactor)
 }

@@ -39,15 +39,30 @@ func routeFrom(ctx context.Context) Route {
 
 // ImportOptions control how Hub.Attach imports a peer's operations.
 type ImportOptions struct {
-	// Access, when set, gates every imported operation at this hub. Nil
-	// means the access the peer declares for each operation (the same scope
-	// names, checked against this hub's peer table).
+	// Access is this hub's own gate on every imported operation, checked
+	// against the hub's caller. Nil means {RequiredScopes: ["call"]}. The
+	// access the peer declares for an operation is checked as well (with
+	// the same scope names, against this hub's peer table): a peer can
+	// narrow what the hub exposes, never widen it.
 	Access *core.AccessControl
 	// Prefix is put in front of every imported name ("spoke1/" makes
 	// "work/run" reachable as "spoke1/work/run"). Empty keeps the names, and
 	// peers serving the same name share it.
 	Prefix string
 }
+
+// Limits on what a hub takes from a peer: the peer is not trusted to keep
+// its descriptions small.
+const (
+	// MaxImports is the most operations Attach imports from one peer.
+	MaxImports = 1024
+	// MaxSchemaSize is the largest services/schema answer Attach accepts,
+	// in bytes.
+	MaxSchemaSize = 64 << 10
+	// MaxSchemaDepth is the deepest nesting of JSON arrays and objects
+	// Attach accepts in a services/schema answer.
+	MaxSchemaDepth = 32
+)
 
 // Hub imports the operations of connected peers into a local registry and
 // forwards calls to them. The hub authenticates to each peer as itself; the
@@ -106,16 +121,25 @@ func (h *Hub) Attach(ctx context.Context, peerID string, p *Peer, opts ImportOpt
 	if err != nil {
 		return 0, fmt.Errorf("import from %s: %w", peerID, err)
 	}
+	if len(list) > MaxImports {
+		h.log.Warn("import truncated", "peer", peerID, "ops", len(list), "limit", MaxImports)
+		list = list[:MaxImports]
+	}
 	specs := make([]Spec, 0, len(list))
 	for _, s := range list {
 		if strings.HasPrefix(s.Name, "services/") {
 			continue
 		}
-		spec, err := p.Schema(ctx, s.Name)
+		spec, err := fetchSchema(ctx, p, s.Name)
 		if err != nil {
-			spec = Spec{Name: s.Name, Kind: s.Kind, Description: s.Description, Access: s.Access}
+			h.log.Warn("import without schema", "peer", peerID, "op", clip(s.Name), "err", err)
+			spec = Spec{Name: s.Name, Kind: s.Kind, Description: clip(s.Description), Access: s.Access}
 		}
 		specs = append(specs, spec)
+	}
+	gate := core.AccessControl{RequiredScopes: []string{"call"}}
+	if opts.Access != nil {
+		gate = *opts.Access
 	}
 
 	h.mu.Lock()
@@ -135,13 +159,10 @@ func (h *Hub) Attach(ctx context.Context, peerID string, p *Peer, opts ImportOpt
 				continue
 			}
 		} else {
-			acl := spec.Access.control()
-			if opts.Access != nil {
-				acl = *opts.Access
-			}
-			e := newEntry(local, spec.Kind, Options{Description: spec.Description, Access: acl, Errors: spec.Errors}, spec.Input, spec.Output, nil)
+			e := newEntry(local, spec.Kind, Options{Description: spec.Description, Access: spec.Access.control(), Errors: spec.Errors}, spec.Input, spec.Output, nil)
 			e.fn = h.forwarder(e)
 			e.owner = h
+			e.gate = &gate
 			if err := h.reg.add(e); err != nil {
 				h.log.Warn("import skipped", "peer", peerID, "op", local, "err", err)
 				continue
@@ -161,6 +182,56 @@ func (h *Hub) Attach(ctx context.Context, peerID string, p *Peer, opts ImportOpt
 	h.notifyLocked()
 	h.log.Info("peer attached", "peer", peerID, "ops", len(hp.names))
 	return len(hp.names), nil
+}
+
+// fetchSchema calls services/schema for name and decodes the answer once
+// it is known to be within MaxSchemaSize and MaxSchemaDepth.
+func fetchSchema(ctx context.Context, p *Peer, name string) (Spec, error) {
+	var raw json.RawMessage
+	if err := p.Call(ctx, "services/schema", SchemaInput{Name: name}, &raw); err != nil {
+		return Spec{}, err
+	}
+	if len(raw) > MaxSchemaSize {
+		return Spec{}, fmt.Errorf("%w: %d bytes (limit %d)", ErrSchemaTooLarge, len(raw), MaxSchemaSize)
+	}
+	if d := jsonDepth(raw); d > MaxSchemaDepth {
+		return Spec{}, fmt.Errorf("%w: nested %d deep (limit %d)", ErrSchemaTooLarge, d, MaxSchemaDepth)
+	}
+	var spec Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return Spec{}, fmt.Errorf("decode schema of %s: %w", clip(name), err)
+	}
+	if spec.Name != name {
+		return Spec{}, fmt.Errorf("schema names %q, not %q", clip(spec.Name), clip(name))
+	}
+	return spec, nil
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in valid
+// JSON b, skipping strings.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // Detach drops the operations imported from peerID.

@@ -149,10 +149,10 @@ func TestHubAbortCascades(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- c.edge.Call(ctx, "work/slow", nil, nil) }()
-	<-c.started
+	within(t, c.started, "the spoke's handler to start")
 	cancel()
-	assert.ErrorIs(t, <-errc, context.Canceled)
-	assert.ErrorIs(t, <-c.stopped, errAborted, "the spoke's handler was aborted by the hub")
+	assert.ErrorIs(t, within(t, errc, "the edge's call to return"), context.Canceled)
+	assert.ErrorIs(t, within(t, c.stopped, "the spoke's handler to stop"), errAborted, "the spoke's handler was aborted by the hub")
 }
 
 func TestHubReimportOnReconnect(t *testing.T) {
@@ -163,7 +163,7 @@ func TestHubReimportOnReconnect(t *testing.T) {
 	require.NoError(t, c.spokePeer.Close())
 	// Detaching follows the connection's end; wait for it, not for time.
 	for _, ok := c.hubReg.Spec("work/whoami"); ok; _, ok = c.hubReg.Spec("work/whoami") {
-		<-c.hub.changed()
+		within(t, c.hub.changed(), "the hub to detach the spoke")
 	}
 	assert.Equal(t, CodeNotFound, ErrorCode(c.edge.Call(ctx, "work/whoami", nil, nil)))
 	assert.Empty(t, c.hub.Peers())

@@ -3,7 +3,6 @@ package call
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -116,10 +115,10 @@ func TestClientAbortStopsHandler(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		errc := make(chan error, 1)
 		go func() { errc <- p.Call(ctx, "demo/block", nil, nil) }()
-		<-started
+		within(t, started, "the handler to start")
 		cancel()
-		assert.ErrorIs(t, <-errc, context.Canceled)
-		assert.ErrorIs(t, <-stopped, errAborted, "the server handler saw call.aborted")
+		assert.ErrorIs(t, within(t, errc, "Call to return"), context.Canceled)
+		assert.ErrorIs(t, within(t, stopped, "the handler to stop"), errAborted, "the server handler saw call.aborted")
 	})
 	t.Run("break a subscription", func(t *testing.T) {
 		got := 0
@@ -130,9 +129,8 @@ func TestClientAbortStopsHandler(t *testing.T) {
 				break
 			}
 		}
-		<-started
-		cause := <-stopped
-		assert.True(t, errors.Is(cause, errAborted) || errors.Is(cause, errCallerGone), "cause %v", cause)
+		within(t, started, "the subscription to start")
+		assert.ErrorIs(t, within(t, stopped, "the subscription to stop"), errAborted, "the server handler saw call.aborted")
 	})
 }
 
@@ -223,38 +221,152 @@ func TestUnknownCodeBecomesInternal(t *testing.T) {
 	assert.Equal(t, "RATE_LIMITED", ErrorCode(p2.Call(t.Context(), "demo/limited", nil, nil)))
 }
 
+// dialBack starts a server that hands over the Peer of each connection it
+// accepts, and dials it with clientCfg; it returns the server's Peer (for
+// calls back to the dialer) and the dialer's.
+func dialBack(t *testing.T, clientCfg func(server core.NodeID) Config) (back *Peer, dialer *Peer) {
+	t.Helper()
+	peers := make(chan *Peer, 1)
+	srv, err := NewServer(Config{OnConnect: func(ctx context.Context, p *Peer) {
+		peers <- p
+		<-ctx.Done()
+	}})
+	require.NoError(t, err)
+	pair := coretest.NewPair(t, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
+	dialer, err = Dial(t.Context(), pair.Client, pair.Server.Addr(), clientCfg(pair.Server.NodeID()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = dialer.Close() })
+	return within(t, peers, "the server to accept"), dialer
+}
+
 // TestBothSidesServe: the server calls back an operation the dialer serves,
-// on the dialer's own connection.
+// on the dialer's own connection, when the dialer's peer table grants the
+// server the call gate.
 func TestBothSidesServe(t *testing.T) {
 	clientReg := NewRegistry(nil)
 	Query(clientReg, "client/name", func(context.Context, struct{}) (string, error) { return "laptop", nil }, Options{})
-	got := make(chan string, 1)
-	srvReg := NewRegistry(nil)
-	cfg := Config{Registry: srvReg, OnConnect: func(ctx context.Context, p *Peer) {
-		var name string
-		if err := p.Call(ctx, "client/name", nil, &name); err != nil {
-			name = "error: " + err.Error()
+	back, _ := dialBack(t, func(server core.NodeID) Config {
+		return Config{Registry: clientReg, Identities: core.StaticPeers([]core.PeerEntry{
+			{PeerID: "server", Fingerprints: []string{server.Fingerprint()}, Scopes: []string{"call"}, Enabled: true},
+		})}
+	})
+	var name string
+	require.NoError(t, back.Call(t.Context(), "client/name", nil, &name))
+	assert.Equal(t, "laptop", name)
+}
+
+// TestDialGate: a dialed connection has no endpoint gate, so Dial applies
+// the call gate itself, resolves the remote afresh for every call, and
+// Reauthorize ends the remote's calls in flight once it is revoked.
+func TestDialGate(t *testing.T) {
+	clientReg := NewRegistry(nil)
+	Query(clientReg, "client/name", func(context.Context, struct{}) (string, error) { return "laptop", nil }, Options{})
+	started := make(chan struct{}, 1)
+	Subscription(clientReg, "client/watch", func(ctx context.Context, _ struct{}, emit func(int) error) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}, Options{})
+
+	t.Run("unknown remote", func(t *testing.T) {
+		back, _ := dialBack(t, func(core.NodeID) Config { return Config{Registry: clientReg} })
+		err := back.Call(t.Context(), "client/name", nil, nil)
+		assert.Equal(t, CodeForbidden, ErrorCode(err))
+		assert.ErrorContains(t, err, "authentication required")
+		_, err = back.Services(t.Context())
+		assert.Equal(t, CodeForbidden, ErrorCode(err), "discovery is behind the gate too")
+	})
+	t.Run("known without the call scope", func(t *testing.T) {
+		back, _ := dialBack(t, func(server core.NodeID) Config {
+			return Config{Registry: clientReg, Identities: core.StaticPeers([]core.PeerEntry{
+				{PeerID: "server", Fingerprints: []string{server.Fingerprint()}, Scopes: []string{"ssh"}, Enabled: true},
+			})}
+		})
+		err := back.Call(t.Context(), "client/name", nil, nil)
+		assert.Equal(t, CodeForbidden, ErrorCode(err))
+		assert.ErrorContains(t, err, "missing scope call")
+	})
+	t.Run("revoked while connected", func(t *testing.T) {
+		var table *coretest.Peers
+		var entry core.PeerEntry
+		back, dialer := dialBack(t, func(server core.NodeID) Config {
+			entry = core.PeerEntry{PeerID: "server", Fingerprints: []string{server.Fingerprint()}, Scopes: []string{"call"}, Enabled: true}
+			table = coretest.NewPeers(entry)
+			return Config{Registry: clientReg, Identities: table}
+		})
+		require.NoError(t, back.Call(t.Context(), "client/name", nil, nil))
+		subErr := make(chan error, 1)
+		go func() {
+			for _, err := range back.Subscribe(t.Context(), "client/watch", nil) {
+				subErr <- err
+				return
+			}
+			subErr <- nil
+		}()
+		within(t, started, "the subscription to start")
+		assert.Zero(t, dialer.Reauthorize(), "nothing changed yet")
+		table.Set()
+		assert.Equal(t, 1, dialer.Reauthorize())
+		err := within(t, subErr, "the subscription to end")
+		assert.Equal(t, CodeForbidden, ErrorCode(err))
+		assert.ErrorContains(t, err, "access revoked")
+		err = back.Call(t.Context(), "client/name", nil, nil)
+		assert.ErrorContains(t, err, "authentication required", "the next call sees the revocation")
+	})
+}
+
+// TestTokenRevocationEndsSubscription: a subscription authorized by an
+// auth_token ends with FORBIDDEN once the token is revoked and the server
+// re-checks its calls.
+func TestTokenRevocationEndsSubscription(t *testing.T) {
+	reg := NewRegistry(nil)
+	started := make(chan struct{}, 1)
+	Subscription(reg, "admin/watch", func(ctx context.Context, _ struct{}, emit func(int) error) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}, Options{Access: core.AccessControl{RequiredScopes: []string{"admin"}}})
+	bot := core.PeerEntry{PeerID: "ops-bot", TokenHash: core.HashToken([]byte("s3cret")), Scopes: []string{"admin"}, Enabled: true}
+	table := coretest.NewPeers(bot)
+	srv, err := NewServer(Config{Registry: reg, Identities: table})
+	require.NoError(t, err)
+	pair := coretest.NewPair(t, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
+	p, err := Dial(t.Context(), pair.Client, pair.Server.Addr(), Config{})
+	require.NoError(t, err)
+	defer p.Close()
+
+	subErr := make(chan error, 1)
+	go func() {
+		for _, err := range p.Subscribe(WithAuthToken(t.Context(), "s3cret"), "admin/watch", nil) {
+			subErr <- err
+			return
 		}
-		got <- name
-	}}
-	_, _ = serve(t, []string{"call"}, cfg, Config{Registry: clientReg})
-	assert.Equal(t, "laptop", <-got)
+		subErr <- nil
+	}()
+	within(t, started, "the subscription to start")
+	assert.Zero(t, srv.Reauthorize(), "the token is still valid")
+	bot.Scopes = []string{"call"}
+	table.Set(bot)
+	assert.Equal(t, 1, srv.Reauthorize())
+	err = within(t, subErr, "the subscription to end")
+	assert.Equal(t, CodeForbidden, ErrorCode(err))
+	assert.ErrorContains(t, err, "access revoked")
 }
 
 // TestShutdownAbortsSubscriptions: draining the endpoint ends a running
 // subscription with call.aborted while a query in flight still finishes.
 func TestShutdownAbortsSubscriptions(t *testing.T) {
 	reg := NewRegistry(nil)
-	subStarted, subStopped := make(chan struct{}), make(chan error, 1)
+	subStarted, subStopped := make(chan struct{}, 1), make(chan error, 1)
 	Subscription(reg, "demo/forever", func(ctx context.Context, _ struct{}, emit func(int) error) error {
-		close(subStarted)
+		subStarted <- struct{}{}
 		<-ctx.Done()
 		subStopped <- context.Cause(ctx)
 		return ctx.Err()
 	}, Options{})
-	queryStarted, release := make(chan struct{}), make(chan struct{})
+	queryStarted, release := make(chan struct{}, 1), make(chan struct{})
 	Query(reg, "demo/slow", func(ctx context.Context, _ struct{}) (string, error) {
-		close(queryStarted)
+		queryStarted <- struct{}{}
 		<-release
 		return "finished", nil
 	}, Options{})
@@ -283,19 +395,19 @@ func TestShutdownAbortsSubscriptions(t *testing.T) {
 		}
 		queryOut <- out
 	}()
-	<-subStarted
-	<-queryStarted
+	within(t, subStarted, "the subscription to start")
+	within(t, queryStarted, "the query to start")
 	shutdown := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		shutdown <- pair.Server.Shutdown(ctx)
 	}()
-	assert.ErrorIs(t, <-subStopped, errShuttingDown)
-	err = <-subErr
+	assert.ErrorIs(t, within(t, subStopped, "the subscription to stop"), errShuttingDown)
+	err = within(t, subErr, "the subscriber to return")
 	assert.Equal(t, CodeInternal, ErrorCode(err))
 	assert.ErrorContains(t, err, "aborted")
 	close(release)
-	assert.Equal(t, "finished", <-queryOut)
-	require.NoError(t, <-shutdown)
+	assert.Equal(t, "finished", within(t, queryOut, "the query's answer"))
+	require.NoError(t, within(t, shutdown, "Shutdown to return"))
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/google/jsonschema-go/jsonschema"
@@ -119,7 +120,19 @@ type entry struct {
 	fast       *fastSchema          // nil: always the full validator
 	nullObject bool                 // null or missing input means {}
 	fn         handlerFunc
-	owner      any // who may remove it (the hub that imported it); nil = permanent
+	owner      any                 // who may remove it (the hub that imported it); nil = permanent
+	gate       *core.AccessControl // a hub's own gate on an imported operation, checked before acl
+}
+
+// allowed checks id against the operation's gates: the importing hub's
+// own, then the operation's access.
+func (e *entry) allowed(id *core.Identity) error {
+	if e.gate != nil {
+		if err := e.gate.Check(id); err != nil {
+			return err
+		}
+	}
+	return e.acl.Check(id)
 }
 
 // Registry holds the operations a node serves. It is safe for concurrent
@@ -326,7 +339,7 @@ func (r *Registry) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 	r.mu.RLock()
 	out := ListOutput{Operations: []Summary{}}
 	for _, e := range r.ops {
-		if e.spec.Visibility != External || e.acl.Check(subject) != nil {
+		if e.spec.Visibility != External || e.allowed(subject) != nil {
 			continue
 		}
 		out.Operations = append(out.Operations, Summary{Name: e.spec.Name, Kind: e.spec.Kind, Description: e.spec.Description, Access: e.spec.Access})
@@ -341,7 +354,7 @@ func (r *Registry) list(ctx context.Context, _ ListInput) (ListOutput, error) {
 func (r *Registry) schema(ctx context.Context, in SchemaInput) (Spec, error) {
 	name := strings.TrimPrefix(in.Name, "/")
 	e, ok := r.lookup(name)
-	if !ok || e.spec.Visibility != External || e.acl.Check(CallerFromContext(ctx).subject()) != nil {
+	if !ok || e.spec.Visibility != External || e.allowed(CallerFromContext(ctx).subject()) != nil {
 		return Spec{}, NewError(CodeNotFound, "no operation %s", name)
 	}
 	return e.spec, nil
@@ -363,7 +376,7 @@ func (r *Registry) Call(ctx context.Context, name string, in, out any) error {
 		return NewError(CodeInvalidOperationType, "%s is a subscription", name)
 	}
 	if c := CallerFromContext(ctx); c != nil {
-		if err := e.acl.Check(c.subject()); err != nil {
+		if err := e.allowed(c.subject()); err != nil {
 			return NewError(CodeForbidden, "%s", err.Error())
 		}
 	}
@@ -389,6 +402,16 @@ func (r *Registry) Call(ctx context.Context, name string, in, out any) error {
 // invoke validates raw against the input schema and runs the handler,
 // turning a panic into INTERNAL.
 func (r *Registry) invoke(ctx context.Context, e *entry, raw json.RawMessage, emit func(any) error) (err error) {
+	raw, err = e.check(raw)
+	if err != nil {
+		return err
+	}
+	return r.run(ctx, e, raw, emit)
+}
+
+// check returns raw with null or missing input made {} for object inputs,
+// or INVALID_INPUT when it does not match the input schema.
+func (e *entry) check(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		if e.nullObject {
 			raw = emptyObject
@@ -399,16 +422,21 @@ func (r *Registry) invoke(ctx context.Context, e *entry, raw json.RawMessage, em
 	if e.validator != nil {
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return NewError(CodeInvalidInput, "input is not JSON").WithDetails(map[string]string{"reason": clip(err.Error())})
+			return nil, NewError(CodeInvalidInput, "input is not JSON").WithDetails(map[string]string{"reason": clip(err.Error())})
 		}
 		// The fast check only accepts; on failure the full validator
 		// decides and words the error (see fastSchema).
 		if e.fast == nil || !e.fast.accepts(v) {
 			if err := e.validator.Validate(v); err != nil {
-				return NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
+				return nil, NewError(CodeInvalidInput, "input does not match the schema of %s", e.spec.Name).WithDetails(map[string]string{"reason": clip(err.Error())})
 			}
 		}
 	}
+	return raw, nil
+}
+
+// run runs the handler on checked input, turning a panic into INTERNAL.
+func (r *Registry) run(ctx context.Context, e *entry, raw json.RawMessage, emit func(any) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("operation panic", "op", e.spec.Name, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -437,11 +465,18 @@ func (r *Registry) publicError(ctx context.Context, e *entry, err error) *Error 
 	return NewError(CodeInternal, "internal error")
 }
 
-// clip bounds a message that may echo caller input.
+// clipMax is the most bytes of caller input an error message echoes.
+const clipMax = 256
+
+// clip bounds a message that may echo caller input, cutting at a rune
+// boundary.
 func clip(s string) string {
-	const max = 1024
-	if len(s) > max {
-		return s[:max] + "..."
+	if len(s) <= clipMax {
+		return s
 	}
-	return s
+	cut := clipMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes)", len(s))
 }

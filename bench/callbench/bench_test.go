@@ -22,8 +22,9 @@ type msg struct {
 }
 
 // alknetPeer starts an alknet/call server on a loopback endpoint and
-// returns a Peer on one connection to it.
-func alknetPeer(b *testing.B) *call.Peer {
+// returns a Peer on one connection to it: a stream per call, or every call
+// on one stream when multiplex is set.
+func alknetPeer(b *testing.B, multiplex bool) *call.Peer {
 	reg := call.NewRegistry(nil)
 	call.Query(reg, "bench/echo", func(_ context.Context, in msg) (msg, error) { return in, nil }, call.Options{})
 	call.Subscription(reg, "bench/count", func(_ context.Context, in msg, emit func(int) error) error {
@@ -39,7 +40,7 @@ func alknetPeer(b *testing.B) *call.Peer {
 		b.Fatal(err)
 	}
 	pair := coretest.NewPair(b, []string{"call"}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{"call"}}})
-	p, err := call.Dial(context.Background(), pair.Client, pair.Server.Addr(), call.Config{})
+	p, err := call.Dial(context.Background(), pair.Client, pair.Server.Addr(), call.Config{Multiplex: multiplex})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +87,11 @@ func BenchmarkUnary(b *testing.B) {
 		mk   func(b *testing.B) unaryFunc
 	}{
 		{"alknet", func(b *testing.B) unaryFunc {
-			p := alknetPeer(b)
+			p := alknetPeer(b, false)
+			return func(ctx context.Context, in msg, out *msg) error { return p.Call(ctx, "bench/echo", in, out) }
+		}},
+		{"alknet-mux", func(b *testing.B) unaryFunc {
+			p := alknetPeer(b, true)
 			return func(ctx context.Context, in msg, out *msg) error { return p.Call(ctx, "bench/echo", in, out) }
 		}},
 		{"grpc", func(b *testing.B) unaryFunc { return grpcUnary(grpcClient(b)) }},
@@ -144,7 +149,7 @@ func runUnary(b *testing.B, fn unaryFunc, callers int) {
 // BenchmarkStream counts items per second of one server-streaming call.
 func BenchmarkStream(b *testing.B) {
 	b.Run("impl=alknet", func(b *testing.B) {
-		p := alknetPeer(b)
+		p := alknetPeer(b, false)
 		runStream(b, func(ctx context.Context, n int) (int, error) {
 			got := 0
 			for _, err := range p.Subscribe(ctx, "bench/count", msg{N: n}) {

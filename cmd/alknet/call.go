@@ -40,16 +40,19 @@ node then authorizes the token's peer instead of this key.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, op := args[0], strings.TrimPrefix(args[1], "/")
 			if !call.ValidName(op) {
-				return fmt.Errorf("invalid operation name %q (want ns/op)", args[1])
+				return fmt.Errorf("invalid operation name %q (want ns/op)", clipArg(args[1]))
 			}
 			input := json.RawMessage("null")
 			if len(args) == 3 {
 				raw := []byte(args[2])
 				if args[2] == "-" {
 					var err error
-					if raw, err = io.ReadAll(io.LimitReader(g.stdin, call.MaxFrameSize+1)); err != nil {
+					if raw, err = io.ReadAll(io.LimitReader(g.stdin, call.DefaultMaxFrameSize+1)); err != nil {
 						return fmt.Errorf("read input: %w", err)
 					}
+				}
+				if len(raw) > call.DefaultMaxFrameSize {
+					return fmt.Errorf("input is larger than a call frame (%d bytes at most)", call.DefaultMaxFrameSize)
 				}
 				raw = bytes.TrimSpace(raw)
 				if !json.Valid(raw) {
@@ -86,6 +89,15 @@ node then authorizes the token's peer instead of this key.`,
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding a bearer token to send as auth_token")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print outputs compact, one JSON value per line")
 	return cmd
+}
+
+// clipArg bounds a user argument echoed in an error message.
+func clipArg(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
 }
 
 // runCall runs op and prints its output(s).
@@ -235,6 +247,11 @@ func callService(env *serveEnv) (*service, error) {
 	srv, err := call.NewServer(call.Config{Registry: reg, Identities: ids, Logger: env.log})
 	if err != nil {
 		return nil, err
+	}
+	if ps := env.peers; ps != nil {
+		// Calls authorized by a bearer token end when the token is revoked.
+		remove := ps.OnReload(func() { srv.Reauthorize() })
+		env.closers = append(env.closers, func() error { remove(); return nil })
 	}
 	return &service{handler: srv, acl: core.AccessControl{RequiredScopes: []string{"call"}}}, nil
 }

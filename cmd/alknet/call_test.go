@@ -87,6 +87,7 @@ func TestCallCLI(t *testing.T) {
 			{[]string{"call", n.Addr, "node/info", `{"extra":1}`}, "alknet: INVALID_INPUT: input does not match the schema of node/info"},
 			{[]string{"call", n.Addr, "node/info", `{bad`}, "alknet: input is not valid JSON\n"},
 			{[]string{"call", n.Addr, "noslash"}, "alknet: invalid operation name \"noslash\" (want ns/op)\n"},
+			{[]string{"call", n.Addr, strings.Repeat("x", 5000)}, "alknet: invalid operation name \"" + strings.Repeat("x", 64) + "...\" (want ns/op)\n"},
 		} {
 			r := runCLI(t, nil, append([]string{"--data", userDir}, tc.args...)...)
 			assert.Equal(t, 1, r.code, tc.args)
@@ -96,6 +97,13 @@ func TestCallCLI(t *testing.T) {
 		r := runCLI(t, nil, "--data", strangerDir, "call", n.Addr, "node/info")
 		assert.Equal(t, 1, r.code)
 		assert.Contains(t, r.stderr, "authentication required")
+	})
+
+	t.Run("input over the frame limit from stdin", func(t *testing.T) {
+		big := `{"name":"` + strings.Repeat("x", 2*call.DefaultMaxFrameSize) + `"}`
+		r := runCLI(t, strings.NewReader(big), "--data", userDir, "call", n.Addr, "services/schema", "-")
+		assert.Equal(t, 1, r.code)
+		assert.Equal(t, "alknet: input is larger than a call frame (1048576 bytes at most)\n", r.stderr)
 	})
 
 	t.Run("input from stdin", func(t *testing.T) {
