@@ -78,7 +78,7 @@ func sshService(env *serveEnv) (*service, error) {
 		}
 		// One home per peer: shells and commands start where the peer's
 		// SFTP sessions (subsystem, alknet/sftp, alknet cp) land.
-		cfg.HomeDir = peerHome(files.Root(), env.cfg.SFTP.PerPeerHome)
+		cfg.HomeDir = files.HomeDir
 		if !c.DisableSFTP {
 			cfg.Subsystems = map[string]alkssh.Subsystem{
 				"sftp": {Scope: alkssh.ScopeSFTP, Serve: files.ServeSession},
@@ -96,39 +96,6 @@ func sshService(env *serveEnv) (*service, error) {
 		env.closers = append(env.closers, func() error { remove(); return nil })
 	}
 	return &service{handler: srv, acl: core.AccessControl{RequiredScopes: []string{alkssh.ScopeSSH}}}, nil
-}
-
-// peerHome returns the Config.HomeDir of the ssh server: the SFTP root, or
-// with per-peer homes <root>/<peer id>, created (0700) on first use as the
-// SFTP server creates it. A peer id that is not one plain path component,
-// or a home that is not a directory (a symlink included), has no home.
-func peerHome(root string, perPeer bool) func(*core.Identity) (string, error) {
-	return func(id *core.Identity) (string, error) {
-		if !perPeer {
-			return root, nil
-		}
-		name := id.ID
-		if name == "" || name == "." || name == ".." || len(name) > 255 ||
-			strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == '\\' || r < 0x20 }) {
-			return "", fmt.Errorf("peer id %q cannot name a home directory", name)
-		}
-		top, err := os.OpenRoot(root)
-		if err != nil {
-			return "", fmt.Errorf("open sftp root: %w", err)
-		}
-		defer top.Close()
-		if err := top.Mkdir(name, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("create home of peer %q: %w", name, err)
-		}
-		fi, err := top.Lstat(name)
-		if err != nil {
-			return "", fmt.Errorf("home of peer %q: %w", name, err)
-		}
-		if !fi.IsDir() {
-			return "", fmt.Errorf("home of peer %q is not a directory", name)
-		}
-		return filepath.Join(root, name), nil
-	}
 }
 
 func newSSHConfigCmd(g *globals) *cobra.Command {

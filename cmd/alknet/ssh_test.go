@@ -760,33 +760,6 @@ func TestSSHOneHome(t *testing.T) {
 	}
 }
 
-func TestPeerHome(t *testing.T) {
-	root := t.TempDir()
-	outside := t.TempDir()
-	require.NoError(t, os.Symlink(outside, filepath.Join(root, "linked")))
-	home := peerHome(root, true)
-	got, err := home(&core.Identity{ID: "alice"})
-	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(root, "alice"), got)
-	fi, err := os.Stat(got)
-	require.NoError(t, err)
-	assert.True(t, fi.IsDir())
-	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
-	for _, bad := range []string{"", ".", "..", "a/b", "../x", "a\\b", "tab\there", strings.Repeat("x", 256)} {
-		_, err := home(&core.Identity{ID: bad})
-		assert.ErrorContains(t, err, "cannot name a home directory", "%q", bad)
-	}
-	_, err = home(&core.Identity{ID: "linked"})
-	assert.ErrorContains(t, err, "is not a directory", "a symlinked home is refused")
-	entries, err := os.ReadDir(outside)
-	require.NoError(t, err)
-	assert.Empty(t, entries)
-
-	shared, err := peerHome(root, false)(&core.Identity{ID: "../anything"})
-	require.NoError(t, err)
-	assert.Equal(t, root, shared)
-}
-
 func TestSSHConfigPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/home/a/.ssh/id_ed25519": "/home/a/.ssh/id_ed25519",
