@@ -63,7 +63,7 @@ type sshEnv struct {
 // OpenSSH key; extra is appended to config.toml.
 func newSSHEnv(t *testing.T, peers map[string][]string, extra string) *sshEnv {
 	t.Helper()
-	needBinary(t, "ssh", "openssh-client")
+	needClient(t, "ssh", "openssh-client")
 	dir := t.TempDir()
 	e := &sshEnv{t: t, dir: dir, keys: map[string]sshKey{}}
 	var cfg strings.Builder
@@ -88,19 +88,6 @@ func quoteList(ss []string) string {
 		q[i] = strconv.Quote(s)
 	}
 	return strings.Join(q, ", ")
-}
-
-// needBinary skips the test when the real client name is missing, saying
-// which package to install; with ALKNET_REQUIRE_CLIENTS=1 (as CI sets it)
-// a missing client fails the test instead.
-func needBinary(t *testing.T, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
-			t.Fatalf("%s not found and ALKNET_REQUIRE_CLIENTS=1; install %s", name, pkg)
-		}
-		t.Skipf("%s not found; install %s (ALKNET_REQUIRE_CLIENTS=1 makes this a failure)", name, pkg)
-	}
 }
 
 // opts are the OpenSSH options that reach the node as peer with key (pipe
@@ -347,8 +334,8 @@ func (p *ptyReader) until(t *testing.T, marker string) string {
 }
 
 func TestSSHScpAndSftp(t *testing.T) {
-	needBinary(t, "scp", "openssh-client")
-	needBinary(t, "sftp", "openssh-client")
+	needClient(t, "scp", "openssh-client")
+	needClient(t, "sftp", "openssh-client")
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	files := filepath.Join(e.node.DataDir, "files")
 	data := make([]byte, 64<<20)
@@ -546,7 +533,7 @@ func webServer(t *testing.T) *httptest.Server {
 // tries).
 func curlSocks(t *testing.T, proxy, url string, alive ...func()) string {
 	t.Helper()
-	needBinary(t, "curl", "curl")
+	needClient(t, "curl", "curl")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := exec.Command("curl", "-sS", "--max-time", "20", "--proxy", "socks5h://"+proxy, url).CombinedOutput()
@@ -572,7 +559,7 @@ func TestSSHForwarding(t *testing.T) {
 	_, echoPort := echoTCP(t)
 
 	t.Run("D", func(t *testing.T) {
-		needBinary(t, "curl", "curl")
+		needClient(t, "curl", "curl")
 		socks, b := e.startSSHLocal(t, "alice", "-D", "127.0.0.1:%d")
 		webURL := strings.Replace(web.URL, "127.0.0.1", "localhost", 1) // resolved on the node
 		assert.Equal(t, "hello from the web server", curlSocks(t, fmt.Sprintf("127.0.0.1:%d", socks), webURL, b.alive))
@@ -716,8 +703,8 @@ func TestSSHRefusals(t *testing.T) {
 // scp, sftp (subsystem and alknet/sftp) and alknet cp land in, with shared
 // and with per-peer homes.
 func TestSSHOneHome(t *testing.T) {
-	needBinary(t, "scp", "openssh-client")
-	needBinary(t, "sftp", "openssh-client")
+	needClient(t, "scp", "openssh-client")
+	needClient(t, "sftp", "openssh-client")
 	scopes := append([]string{"sftp"}, allSSH...)
 	for _, tc := range []struct {
 		name, config string
