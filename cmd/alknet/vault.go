@@ -341,8 +341,8 @@ func (g *globals) refuseExistingIdentity() error {
 
 // createVault writes vault.json and returns the node id it derives.
 func (g *globals) createVault(mnemonic, pass, bip39 []byte) (core.NodeID, error) {
-	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
-		return core.NodeID{}, fmt.Errorf("create data directory: %w", err)
+	if err := g.prepareDataDir(); err != nil {
+		return core.NodeID{}, err
 	}
 	v, err := vault.Create(g.path(vaultFile), mnemonic, pass, vault.Config{BIP39Passphrase: bip39})
 	if err != nil {
