@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -42,6 +44,9 @@ type configPeer struct {
 // a typo never silently changes nothing.
 func loadConfig(path string, explicit bool) (fileConfig, error) {
 	var cfg fileConfig
+	if err := checkConfigMode(path); err != nil {
+		return fileConfig{}, err
+	}
 	md, err := toml.DecodeFile(path, &cfg)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
@@ -63,6 +68,19 @@ func loadConfig(path string, explicit bool) (fileConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// checkConfigMode refuses a config file that others may write: it decides
+// who gets in. A missing file is left to the decoder.
+func checkConfigMode(path string) error {
+	st, err := os.Stat(path)
+	if err != nil || runtime.GOOS == "windows" {
+		return nil
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("config %s has mode %04o: others can write it and let themselves in; chmod 600 %s", path, perm, path)
+	}
+	return nil
 }
 
 // peerEntry converts the i-th config peer, normalizing fingerprints.
