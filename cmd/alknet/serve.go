@@ -55,8 +55,15 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run a node: serve every protocol on one UDP port",
 		Long: `Run a node. On a fresh data directory it creates the identity first. It
 listens on UDP (default 0.0.0.0:4433, or "listen" in config.toml), prints the
-node address <nodeid>@<host>:<port> on stdout, and serves until SIGINT or
-SIGTERM, then drains open connections (up to --drain) and exits.
+node address <nodeid>@<host>:<port> on stdout (one line per address: bound to
+0.0.0.0 or ::, every interface address, loopback last), and serves until
+SIGINT or SIGTERM, then drains open connections (up to --drain) and exits; a
+second signal closes them at once. The data directory is locked while it
+runs.
+
+The node's own key is its owner: an implicit peer "owner" with every scope,
+so alknet call, cp and sftp work from the node's own data directory.
+"[owner] enabled = false" in config.toml turns that off.
 
 config.toml (in the data directory, or --config) holds "listen" and the
 peers allowed in:
