@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/alkdev/alknet/core/store"
 )
 
 // knownScopes are the scopes the binary's services check (the scope table
@@ -24,14 +26,15 @@ var knownScopes = []string{
 	"ssh", "ssh:exec", "ssh:forward", "ssh:listen", "ssh:sftp", "ssh:shell",
 }
 
-// checkScopes refuses scopes outside knownScopes unless allowUnknown is set.
+// checkScopes refuses malformed scopes, and scopes outside knownScopes
+// unless allowUnknown is set.
 // flag names the option to suggest in the message.
 func checkScopes(scopes []string, allowUnknown bool, flag string) error {
-	if allowUnknown {
-		return nil
-	}
 	for _, s := range scopes {
-		if slices.Contains(knownScopes, s) {
+		if err := store.ValidateScope(s); err != nil {
+			return err
+		}
+		if allowUnknown || slices.Contains(knownScopes, s) {
 			continue
 		}
 		msg := fmt.Sprintf("unknown scope %q", s)
