@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -232,19 +233,37 @@ func TestDataDirPermissions(t *testing.T) {
 		assert.Contains(t, r.stderr, "chmod 600 "+cfg)
 	})
 	t.Run("unwritable directory says so", func(t *testing.T) {
-		if os.Getuid() == 0 {
-			t.Skip("root writes anywhere; run as a normal user to check a read-only data directory")
-		}
-		dir := filepath.Join(t.TempDir(), "d")
-		require.NoError(t, os.MkdirAll(dir, 0o700))
+		base := t.TempDir()
+		dir := filepath.Join(base, "d")
 		r := runCLI(t, nil, "--data", dir, "init")
 		require.Equal(t, 0, r.code, r.stderr)
+		args := []string{"--data", dir, "serve", "--listen", "127.0.0.1:0"}
+		name := alknetBin
+		if os.Getuid() == 0 {
+			// root writes anywhere: run as nobody, on a directory nobody owns.
+			setpriv, err := exec.LookPath("setpriv")
+			if err != nil {
+				t.Skip("running as root without setpriv (util-linux); run as a normal user to check a read-only data directory")
+			}
+			for _, d := range []string{filepath.Dir(base), base} {
+				require.NoError(t, os.Chmod(d, 0o755))
+			}
+			require.NoError(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Chown(p, 65534, 65534)
+			}))
+			args = append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", alknetBin}, args...)
+			name = setpriv
+		}
 		require.NoError(t, os.Chmod(dir, 0o500))
 		t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
-		r = runCLI(t, nil, "--data", dir, "serve", "--listen", "127.0.0.1:0")
-		assert.NotEqual(t, 0, r.code)
-		assert.Contains(t, r.stderr, "data directory "+dir+" is not writable (mode 0500): permission denied")
-		assert.NotContains(t, r.stderr, "no such file or directory")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		require.Error(t, err, "%s", out)
+		assert.Equal(t, "alknet: data directory "+dir+" is not writable (mode 0500): permission denied\n", string(out))
 	})
 }
 
