@@ -33,8 +33,10 @@
 //     file, fsync, link or rename, fsync of the directory); Create never
 //     replaces an existing file. Open reads at most MaxFileSize bytes and
 //     rejects a malformed file with ErrCorrupt, never a panic.
-//   - A wrong passphrase and a tampered ciphertext both give
-//     ErrWrongPassphrase; the KDF parameters are authenticated too.
+//   - A wrong passphrase and a tampered ciphertext, nonce, salt or KDF
+//     parameters all give ErrWrongPassphrase, whose message says "wrong
+//     passphrase or damaged vault file": the tag check cannot tell them
+//     apart. Damage the structure shows is ErrCorrupt.
 //   - Error messages never contain key material. Mnemonic validation
 //     errors quote the one word that is not in the list, for the person
 //     who typed it: do not log them.

@@ -27,9 +27,11 @@ var (
 
 	// ErrExists means Create found a file already at the vault path.
 	ErrExists = errors.New("alknet/vault: vault file already exists")
-	// ErrWrongPassphrase means the passphrase does not open the vault (or
-	// the encrypted part of the file was altered: the two cannot be told apart).
-	ErrWrongPassphrase = errors.New("alknet/vault: wrong passphrase")
+	// ErrWrongPassphrase means the passphrase does not open the vault, or
+	// the encrypted part of the file (ciphertext, nonce, salt or KDF
+	// parameters) was altered: authenticated decryption cannot tell the two
+	// apart, so the message names both.
+	ErrWrongPassphrase = errors.New("alknet/vault: wrong passphrase or damaged vault file")
 	// ErrEmptyPassphrase means Create or ChangePassphrase got an empty passphrase.
 	ErrEmptyPassphrase = errors.New("alknet/vault: empty passphrase")
 	// ErrLocked means an operation needs an unlocked vault.

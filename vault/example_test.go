@@ -98,7 +98,7 @@ func ExampleCreate() {
 	plain, _ := v.Decrypt(enc)
 	fmt.Println(enc.KeyVersion, string(plain))
 	// Output:
-	// alknet/vault: wrong passphrase
+	// alknet/vault: wrong passphrase or damaged vault file
 	// true true
 	// 3 s3cret
 }

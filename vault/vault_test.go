@@ -152,7 +152,7 @@ func TestWrongPassphrase(t *testing.T) {
 	require.NoError(t, err)
 	err = o.Unlock([]byte("wrong"))
 	assert.ErrorIs(t, err, ErrWrongPassphrase)
-	assert.Equal(t, "alknet/vault: wrong passphrase", err.Error())
+	assert.Equal(t, "alknet/vault: wrong passphrase or damaged vault file", err.Error())
 	assert.False(t, o.Unlocked())
 	assert.ErrorIs(t, o.Unlock(nil), ErrWrongPassphrase)
 

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/store"
 )
 
 const configFile = "config.toml"
@@ -21,6 +24,8 @@ type fileConfig struct {
 	Peers  []configPeer `toml:"peers"`
 	SFTP   sftpConfig   `toml:"sftp"`
 	SSH    sshConfig    `toml:"ssh"`
+	// Owner switches the node's own key as an implicit all-scopes peer.
+	Owner ownerConfig `toml:"owner"`
 }
 
 type configPeer struct {
@@ -29,6 +34,9 @@ type configPeer struct {
 	Fingerprints []string            `toml:"fingerprints"`
 	Scopes       []string            `toml:"scopes"`
 	Resources    map[string][]string `toml:"resources"`
+	// AllowUnknownScopes accepts scopes outside the known set (for
+	// operations registered by other programs).
+	AllowUnknownScopes bool `toml:"allow_unknown_scopes"`
 }
 
 // loadConfig reads path; a missing file at the default location is an empty
@@ -36,6 +44,9 @@ type configPeer struct {
 // a typo never silently changes nothing.
 func loadConfig(path string, explicit bool) (fileConfig, error) {
 	var cfg fileConfig
+	if err := checkConfigMode(path); err != nil {
+		return fileConfig{}, err
+	}
 	md, err := toml.DecodeFile(path, &cfg)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
@@ -59,11 +70,30 @@ func loadConfig(path string, explicit bool) (fileConfig, error) {
 	return cfg, nil
 }
 
+// checkConfigMode refuses a config file that others may write: it decides
+// who gets in. A missing file is left to the decoder.
+func checkConfigMode(path string) error {
+	st, err := os.Stat(path)
+	if err != nil || runtime.GOOS == "windows" {
+		return nil
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("config %s has mode %04o: others can write it and let themselves in; chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
 // peerEntry converts the i-th config peer, normalizing fingerprints.
 func (c fileConfig) peerEntry(i int) (core.PeerEntry, error) {
 	p := c.Peers[i]
 	if p.ID == "" {
 		return core.PeerEntry{}, errors.New("missing id")
+	}
+	if err := checkPeerName(p.ID); err != nil {
+		return core.PeerEntry{}, err
+	}
+	if err := checkScopes(p.Scopes, p.AllowUnknownScopes, "set allow_unknown_scopes = true in the peer to allow it"); err != nil {
+		return core.PeerEntry{}, err
 	}
 	if len(p.Fingerprints) == 0 {
 		return core.PeerEntry{}, errors.New("no fingerprints")
@@ -80,6 +110,18 @@ func (c fileConfig) peerEntry(i int) (core.PeerEntry, error) {
 		PeerID: p.ID, DisplayName: p.DisplayName, Fingerprints: fps,
 		Scopes: p.Scopes, Resources: p.Resources, Enabled: true,
 	}, nil
+}
+
+// checkPeerName applies the peer id rules of `peer add` (the store's syntax,
+// and the name reserved for the node's own key).
+func checkPeerName(id string) error {
+	if err := store.ValidatePeerID(id); err != nil {
+		return err
+	}
+	if id == ownerPeerID {
+		return fmt.Errorf("peer id %q is reserved for the node's own key", ownerPeerID)
+	}
+	return nil
 }
 
 // peerEntries converts every config peer; ids must be unique.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -41,7 +42,7 @@ func (d *dialer) Close() error { return d.ep.Close() }
 func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn, error) {
 	a, err := core.ParseAddr(addr)
 	if err != nil {
-		return nil, err
+		return nil, ipv6Hint(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -56,9 +57,26 @@ func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn,
 }
 
 // describe turns connection errors into the message a user should see: the
-// remote's close reason when it refused us.
+// remote's close reason when it refused us, and "access revoked" when the
+// node closed the connection because this peer's access was removed,
+// disabled or changed while connected.
 func describe(err error) error {
-	if ce, ok := core.AsCloseError(err); ok && ce.Remote && ce.Reason != "" {
+	ce, ok := core.AsCloseError(err)
+	if !ok || !ce.Remote {
+		return err
+	}
+	switch {
+	case ce.Code == core.CodeRevoked:
+		if ce.Reason == "" {
+			return errors.New("access revoked by the node")
+		}
+		if strings.HasPrefix(ce.Reason, "access revoked") {
+			return errors.New(ce.Reason)
+		}
+		return fmt.Errorf("access revoked by the node: %s", ce.Reason)
+	case ce.Code == core.CodeForbidden && strings.HasSuffix(ce.Reason, "authentication required"):
+		return fmt.Errorf("%s (the node does not accept this client's key: it was never added, or it was removed or disabled; alknet id --fingerprint prints the key to give the node's operator)", ce.Reason)
+	case ce.Reason != "":
 		return errors.New(ce.Reason)
 	}
 	return err

@@ -28,8 +28,8 @@ func (g *globals) loadNodeKey(create bool) (core.SecretKey, error) {
 		}
 		return k, err
 	}
-	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
-		return core.SecretKey{}, fmt.Errorf("create data directory: %w", err)
+	if err := g.prepareDataDir(); err != nil {
+		return core.SecretKey{}, err
 	}
 	k, created, err := core.LoadOrCreateKey(path)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -21,9 +22,9 @@ func main() {
 // run executes the CLI and returns the process exit code. Errors are printed
 // as one line on stderr.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, again: make(chan os.Signal, 1)}
+	ctx, stop := notifySignals(g.again)
 	defer stop()
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -38,10 +39,59 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.As(err, &ec) {
 			return int(ec) // the command has said what went wrong
 		}
-		fmt.Fprintln(stderr, "alknet: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
 	return 0
+}
+
+// errorLine is the one line printed for a failed command: "alknet: " and the
+// error, without repeating a prefix the error already carries.
+func errorLine(err error) string {
+	msg := oneLine(err.Error())
+	for strings.HasPrefix(msg, "alknet: ") {
+		msg = strings.TrimPrefix(msg, "alknet: ")
+	}
+	msg = strings.ReplaceAll(msg, "alknet: alknet", "alknet")
+	return "alknet: " + msg
+}
+
+// signalError is the cancellation cause of the command's context when
+// SIGINT or SIGTERM arrived.
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "interrupted by " + e.sig.String() }
+
+// notifySignals returns a context cancelled (with a signalError cause) by the
+// first SIGINT or SIGTERM. Later signals go to again (dropped when nobody
+// reads it), so a command that is winding down can stop at once on a
+// second one.
+func notifySignals(again chan<- os.Signal) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first := true
+		for s := range sigc {
+			if first {
+				first = false
+				cancel(signalError{s})
+				continue
+			}
+			select {
+			case again <- s:
+			default:
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigc)
+		close(sigc)
+		<-done
+		cancel(nil)
+	}
 }
 
 // exitCode lets a command choose its exit status without printing more.
@@ -80,4 +130,12 @@ func (g *globals) startProfile() error {
 		os.Exit(129)
 	}()
 	return nil
+}
+
+// signalNumber is the number of a signal, for the 128+n exit status.
+func signalNumber(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return int(n)
+	}
+	return int(syscall.SIGINT)
 }

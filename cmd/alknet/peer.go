@@ -70,9 +70,10 @@ func (p *peerCmd) open() (*store.PeerStore, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(p.g.dataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	if err := p.g.prepareDataDir(); err != nil {
+		return nil, nil, err
 	}
+	p.g.checkDatabase()
 	db, err := store.New(store.Config{Path: p.g.path(databaseFile)})
 	if err != nil {
 		return nil, nil, err
@@ -114,6 +115,7 @@ func peerError(err error) error {
 func (p *peerCmd) addCmd() *cobra.Command {
 	var nodes, fps, sshKeys, scopes, resources []string
 	var display string
+	var allowUnknown bool
 	cmd := &cobra.Command{
 		Use:   "add NAME (--node NODEID | --fingerprint FP | --ssh-key FILE.pub)... [--scope S]... [--resource TYPE=ACTION,...]...",
 		Short: "Add a peer",
@@ -124,11 +126,19 @@ key and a node id of the same key are the same fingerprint. A key belongs to
 one peer only.
 
 Scopes open ALPNs and operations: ssh, sftp, sftp:write, git, call, admin, ...
-Resources grant actions on named things: --resource git:repo/alpha=read,write.`,
+A scope outside the known set is refused (a typo would grant nothing) unless
+--allow-unknown-scope is given. The name "owner" is reserved for the node's
+own key. Resources grant actions on named things: --resource git:repo/alpha=read,write.`,
 		Example: `  alknet peer add laptop --node ybndrfg8ejkmcpqxot1uwisza345h769ybndrfg8ejkmcpqxot1uwis --scope ssh --scope sftp
   alknet peer add ci --ssh-key ~/.ssh/id_ed25519.pub --scope git --resource git:repo/site=read,write`,
 		Args: exactArgs(1, "peer add NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPeerName(args[0]); err != nil {
+				return err
+			}
+			if err := checkScopes(scopes, allowUnknown, "pass --allow-unknown-scope to grant it anyway"); err != nil {
+				return err
+			}
 			e := core.PeerEntry{PeerID: args[0], DisplayName: display, Scopes: scopes, Enabled: true}
 			for _, n := range nodes {
 				id, err := core.ParseNodeID(strings.TrimSpace(n))
@@ -180,6 +190,7 @@ Resources grant actions on named things: --resource git:repo/alpha=read,write.`,
 	f.StringArrayVar(&scopes, "scope", nil, "a scope to grant, e.g. ssh or sftp:write (repeatable)")
 	f.StringArrayVar(&resources, "resource", nil, "TYPE=ACTION,... e.g. git:repo/alpha=read,write (repeatable)")
 	f.StringVar(&display, "display-name", "", "a human-readable name")
+	f.BoolVar(&allowUnknown, "allow-unknown-scope", false, "grant scopes outside the known set (for operations of other programs)")
 	return cmd
 }
 

@@ -350,7 +350,7 @@ func TestPeerCLILiveRevocation(t *testing.T) {
 	_, err = dial()
 	requireClose(t, err, core.CodeForbidden, "authentication required")
 
-	r := runCLI(t, nil, "--data", dir, "peer", "add", "phone", "--node", ck.NodeID().String(), "--scope", "echo")
+	r := runCLI(t, nil, "--data", dir, "peer", "add", "phone", "--node", ck.NodeID().String(), "--scope", "echo", "--allow-unknown-scope")
 	require.Equal(t, 0, r.code, r.stderr)
 	committed := time.Now() // the CLI process has exited: its write is committed
 	deadline := time.After(time.Second)

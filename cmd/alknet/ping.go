@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,15 @@ send -c echo requests. Prints the handshake time and each round trip; exits
 non-zero when the node cannot be reached or an echo comes back wrong.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if count < 0 {
+				return fmt.Errorf("-c %d: want 0 (until interrupted) or a positive count", count)
+			}
+			if size < 0 || size > maxPingSize {
+				return fmt.Errorf("-s %d: want 0 to %d bytes", size, maxPingSize)
+			}
+			if interval < 0 {
+				return fmt.Errorf("-i %s: must not be negative", interval)
+			}
 			d, err := g.newDialer(keyFile)
 			if err != nil {
 				return err
@@ -43,23 +53,32 @@ non-zero when the node cannot be reached or an echo comes back wrong.`,
 			}
 			var rtts []time.Duration
 			payload := make([]byte, size)
+		loop:
 			for i := 1; count <= 0 || i <= count; i++ {
 				if i > 1 && interval > 0 {
 					select {
 					case <-time.After(interval):
 					case <-cmd.Context().Done():
-						return nil
+						break loop
 					}
 				}
 				_, _ = rand.Read(payload)
-				rtt, err := echo(cmd, c, payload)
+				rtt, err := echo(cmd.Context(), c, payload)
 				if err != nil {
+					if cmd.Context().Err() != nil {
+						break loop
+					}
 					return describe(err)
 				}
 				rtts = append(rtts, rtt)
 				if !asJSON {
 					fmt.Fprintf(g.stdout, "%d bytes from %s: seq=%d time=%s\n", size, c.RemoteAddr(), i, fmtDur(rtt))
 				}
+			}
+			// Interrupted, ping ends like ping(8): success once an echo
+			// came back, else 130.
+			if cmd.Context().Err() != nil && len(rtts) == 0 {
+				return exitCode(130)
 			}
 			if asJSON {
 				ms := make([]float64, len(rtts))
@@ -81,21 +100,42 @@ non-zero when the node cannot be reached or an echo comes back wrong.`,
 	return cmd
 }
 
-// echo sends payload on a new stream and checks what comes back.
-func echo(cmd *cobra.Command, c core.Conn, payload []byte) (time.Duration, error) {
+// maxPingSize bounds -s: 16 MiB.
+const maxPingSize = 16 << 20
+
+// echo sends payload on a new stream and checks what comes back. It writes
+// and reads at once (the node echoes as it reads, so a payload larger than
+// the flow-control windows would otherwise block both sides), and returns
+// when ctx is done.
+func echo(ctx context.Context, c core.Conn, payload []byte) (time.Duration, error) {
 	start := time.Now()
-	s, err := c.OpenStream(cmd.Context())
+	s, err := c.OpenStream(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	if _, err := s.Write(payload); err != nil {
-		return 0, err
+	// A cancelled command unblocks every read and write of the stream.
+	stop := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Now()) })
+	defer stop()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := s.Write(payload)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		werr <- err
+	}()
+	back, rerr := io.ReadAll(io.LimitReader(s, int64(len(payload))+1))
+	if rerr != nil {
+		_ = s.SetDeadline(time.Now()) // the writer returns too
 	}
-	if err := s.CloseWrite(); err != nil {
-		return 0, err
+	err = <-werr
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
 	}
-	back, err := io.ReadAll(io.LimitReader(s, int64(len(payload))+1))
+	if rerr != nil {
+		return 0, rerr
+	}
 	if err != nil {
 		return 0, err
 	}

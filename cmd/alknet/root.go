@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -27,6 +29,9 @@ type globals struct {
 	// profile of the whole command; stopProfile ends it.
 	cpuProfile  string
 	stopProfile func()
+	// again receives SIGINT and SIGTERM after the first one (which cancels
+	// the command's context); a command that drains reads it to stop at once.
+	again chan os.Signal
 }
 
 func newRootCmd(g *globals) *cobra.Command {
@@ -53,7 +58,12 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", defaultDialTimeout, "how long a dial waits for the node's handshake")
 	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the command to this file (for performance work)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.startProfile() }
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		return g.startProfile()
+	}
 	root.AddCommand(
 		newInitCmd(g),
 		newIDCmd(g),
@@ -86,11 +96,40 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "alknet")
 }
 
+// validate checks the global flags before any command runs.
+func (g *globals) validate() error {
+	if _, err := parseLogLevel(g.logLevel); err != nil {
+		return err
+	}
+	if g.connectTimeout <= 0 {
+		return fmt.Errorf("--connect-timeout %s: must be positive, e.g. 10s", g.connectTimeout)
+	}
+	if g.dataDir == "" {
+		return errors.New("--data: empty path")
+	}
+	return nil
+}
+
+// parseLogLevel accepts debug, info, warn and error (any case).
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
 // logger returns a text logger on stderr at the chosen level.
 func (g *globals) logger() *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
-		lvl = slog.LevelInfo
+	lvl, err := parseLogLevel(g.logLevel)
+	if err != nil {
+		lvl = slog.LevelInfo // validate has refused it already
 	}
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -20,11 +21,12 @@ type serveEnv struct {
 	log   *slog.Logger
 	ep    *core.Endpoint
 	store *store.DB // the node database, <data>/alknet.db
-	// peers is the live peer table (database + config peers) that the
-	// endpoint authorizes with; handlers that authenticate on their own
+	// peers is the live peer table (database + config peers, and the
+	// node's own key as the owner unless config.toml turns that off) that
+	// the endpoint authorizes with; handlers that authenticate on their own
 	// layer (SSH keys, bearer tokens) must use it too, so that a peer added
 	// or revoked reaches them.
-	peers   *store.PeerStore
+	peers   *nodePeers
 	closers []func() error
 }
 
@@ -53,8 +55,15 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run a node: serve every protocol on one UDP port",
 		Long: `Run a node. On a fresh data directory it creates the identity first. It
 listens on UDP (default 0.0.0.0:4433, or "listen" in config.toml), prints the
-node address <nodeid>@<host>:<port> on stdout, and serves until SIGINT or
-SIGTERM, then drains open connections (up to --drain) and exits.
+node address <nodeid>@<host>:<port> on stdout (one line per address: bound to
+0.0.0.0 or ::, every interface address, loopback last), and serves until
+SIGINT or SIGTERM, then drains open connections (up to --drain) and exits; a
+second signal closes them at once. The data directory is locked while it
+runs.
+
+The node's own key is its owner: an implicit peer "owner" with every scope,
+so alknet call, cp and sftp work from the node's own data directory.
+"[owner] enabled = false" in config.toml turns that off.
 
 config.toml (in the data directory, or --config) holds "listen" and the
 peers allowed in:
@@ -91,11 +100,19 @@ peers allowed in:
 
 func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drain time.Duration) error {
 	log := g.logger()
+	if err := g.prepareDataDir(); err != nil {
+		return err
+	}
+	lock, err := g.lockDataDir()
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	key, err := g.loadNodeKey(true)
 	if err != nil {
 		return err
 	}
-	peers, err := cfg.peerEntries()
+	static, err := cfg.peerEntries()
 	if err != nil {
 		return err
 	}
@@ -105,19 +122,20 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 			_ = env.closers[i]()
 		}
 	}()
-	peerStore, err := env.openPeerStore(peers)
+	g.checkDatabase()
+	peerStore, err := env.openPeerStore(static)
 	if err != nil {
 		return err
 	}
-	env.peers = peerStore
+	env.peers = newNodePeers(peerStore, key, cfg.Owner.enabled())
 	ep, err := core.NewEndpoint(core.Config{
 		ListenAddr: listen,
 		SecretKey:  key,
-		Identities: peerStore,
+		Identities: env.peers,
 		Logger:     log,
 	})
 	if err != nil {
-		return err
+		return listenError(listen, err)
 	}
 	env.ep = ep
 	peerStore.OnReload(func() { ep.Reauthorize() })
@@ -138,23 +156,74 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 	case err := <-errc:
 		return err
 	}
-	fmt.Fprintln(g.stdout, ep.Addr())
-	log.Info("serving", "listen", ep.LocalAddr().String(), "node", key.NodeID().String(), "alpns", ep.ALPNs(), "peers", len(peers))
+	addrs, err := nodeAddrs(ep.Addr(), listen)
+	if err != nil {
+		log.Warn("list interface addresses", "err", err)
+	}
+	for _, a := range addrs {
+		fmt.Fprintln(g.stdout, a)
+	}
+	dbPeers, cfgPeers := countPeers(ctx, peerStore)
+	log.Info("serving", "listen", ep.LocalAddr().String(), "node", key.NodeID().String(), "alpns", ep.ALPNs(),
+		"peers", dbPeers+cfgPeers, "db_peers", dbPeers, "config_peers", cfgPeers, "owner", env.peers.Owner())
 
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "drain", drain)
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	return g.drain(ep, errc, drain, log)
+}
+
+// drain shuts the endpoint down, waiting up to d for open connections; a
+// second SIGINT or SIGTERM closes them at once.
+func (g *globals) drain(ep *core.Endpoint, errc <-chan error, d time.Duration, log *slog.Logger) error {
+	log.Info("shutting down", "drain", d)
+	sctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := ep.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	var again os.Signal
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case again = <-g.again:
+			log.Warn("second signal: closing open connections now", "signal", again.String())
+			cancel()
+		case <-stopWatch:
+		}
+	}()
+	err := ep.Shutdown(sctx)
+	close(stopWatch)
+	<-watched
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	if err := <-errc; err != nil && !errors.Is(err, core.ErrClosed) {
 		return err
 	}
+	if again != nil {
+		log.Info("stopped without draining")
+		return exitCode(128 + signalNumber(again))
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// countPeers counts the enabled peers of the database and of the config.
+func countPeers(ctx context.Context, ps *store.PeerStore) (db, cfg int) {
+	peers, err := ps.ListPeers(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	for _, p := range peers {
+		switch {
+		case !p.Enabled:
+		case p.Static:
+			cfg++
+		default:
+			db++
+		}
+	}
+	return db, cfg
 }

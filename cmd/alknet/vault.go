@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/vault"
@@ -341,8 +342,8 @@ func (g *globals) refuseExistingIdentity() error {
 
 // createVault writes vault.json and returns the node id it derives.
 func (g *globals) createVault(mnemonic, pass, bip39 []byte) (core.NodeID, error) {
-	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
-		return core.NodeID{}, fmt.Errorf("create data directory: %w", err)
+	if err := g.prepareDataDir(); err != nil {
+		return core.NodeID{}, err
 	}
 	v, err := vault.Create(g.path(vaultFile), mnemonic, pass, vault.Config{BIP39Passphrase: bip39})
 	if err != nil {
@@ -393,17 +394,22 @@ func (g *globals) unlockVault(passFile string) (*vault.Vault, error) {
 func (g *globals) newVaultPassphrase(passFile string) ([]byte, error) {
 	if passFile != "" {
 		p, err := readSecretFile(passFile)
-		if err == nil && len(p) == 0 {
-			err = fmt.Errorf("%s is empty; the vault needs a passphrase", passFile)
+		if err != nil {
+			return nil, err
 		}
-		return p, err
+		if err := checkNewPassphrase(p); err != nil {
+			clear(p)
+			return nil, fmt.Errorf("%s: %w", passFile, err)
+		}
+		return p, nil
 	}
 	p, err := g.prompt("New vault passphrase: ")
 	if err != nil {
 		return nil, err
 	}
-	if len(p) == 0 {
-		return nil, errors.New("empty passphrase; the vault needs one")
+	if err := checkNewPassphrase(p); err != nil {
+		clear(p)
+		return nil, err
 	}
 	again, err := g.prompt("Repeat the passphrase: ")
 	if err != nil {
@@ -416,6 +422,22 @@ func (g *globals) newVaultPassphrase(passFile string) ([]byte, error) {
 		return nil, errors.New("the passphrases do not match")
 	}
 	return p, nil
+}
+
+// minPassphraseLen is the fewest characters a new vault passphrase may have.
+const minPassphraseLen = 8
+
+// checkNewPassphrase refuses an empty or short new passphrase: the vault
+// file may be copied, and a short passphrase falls to guessing despite
+// Argon2id.
+func checkNewPassphrase(p []byte) error {
+	if len(p) == 0 {
+		return errors.New("empty passphrase; the vault needs one")
+	}
+	if n := utf8.RuneCount(p); n < minPassphraseLen {
+		return fmt.Errorf("passphrase too short (%d characters); use at least %d, a few words are best", n, minPassphraseLen)
+	}
+	return nil
 }
 
 // prompt reads a line with echo off from the terminal on stdin.

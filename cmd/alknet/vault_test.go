@@ -159,7 +159,7 @@ func TestVaultCLI(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		data := filepath.Join(dir, "data")
-		pf := writeSecret(t, dir, "pass", "right", 0o600)
+		pf := writeSecret(t, dir, "pass", "the right one", 0o600)
 		wrong := writeSecret(t, dir, "wrong", "wrong", 0o600)
 		r := vaultRun{t}.run("--data", data, "vault", "init", "--passphrase-file", pf)
 		require.Equal(t, 0, r.code, r.stderr)
@@ -173,7 +173,7 @@ func TestVaultCLI(t *testing.T) {
 			assert.NotEqual(t, 0, r.code, args)
 			assert.Empty(t, r.stdout, args)
 			assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "%v: %q", args, r.stderr)
-			assert.True(t, strings.HasSuffix(r.stderr, "wrong passphrase\n"), "%v: %q", args, r.stderr)
+			assert.True(t, strings.HasSuffix(r.stderr, "wrong passphrase or damaged vault file\n"), "%v: %q", args, r.stderr)
 		}
 
 		// Without a passphrase file and without a terminal: a clear error, no hang.
@@ -186,7 +186,7 @@ func TestVaultCLI(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		data := filepath.Join(dir, "data")
-		pf := writeSecret(t, dir, "pass", "pw", 0o600)
+		pf := writeSecret(t, dir, "pass", "pw for restore", 0o600)
 		mf := writeSecret(t, dir, "mnemonic", "  Legal winner thank year wave sausage worth useful legal winner thank yellow\n", 0o600)
 		bf := writeSecret(t, dir, "bip39", "TREZOR", 0o600)
 		key, id := expectedKey(t, vaultTestMnemonic, "TREZOR", vault.NodeIdentityPath())
