@@ -21,16 +21,38 @@ func (id *Identity) HasScope(s string) bool {
 }
 
 // Allows reports whether the identity may perform action on resource type
-// typ. An empty action asks only that the resource type be listed.
+// typ. An empty action asks only that the resource type be covered.
+//
+// A resource name ending in "/*" covers every name below that prefix
+// ("git:repo/team/*" covers "git:repo/team/a.git" and "git:repo/team/x/b.git",
+// not "git:repo/team" itself); the name "*" covers every resource, and the
+// action "*" every action. The node's owner holds {"*": ["*"]}.
 func (id *Identity) Allows(typ, action string) bool {
 	if id == nil {
 		return false
 	}
-	actions, ok := id.Resources[typ]
-	if !ok {
-		return false
+	if actions, ok := id.Resources[typ]; ok && actionAllowed(actions, action) {
+		return true
 	}
-	return action == "" || slices.Contains(actions, action)
+	for name, actions := range id.Resources {
+		if coversResource(name, typ) && actionAllowed(actions, action) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversResource reports whether the wildcard resource name covers typ.
+func coversResource(name, typ string) bool {
+	if name == "*" {
+		return true
+	}
+	prefix, ok := strings.CutSuffix(name, "*")
+	return ok && strings.HasSuffix(prefix, "/") && len(typ) > len(prefix) && strings.HasPrefix(typ, prefix)
+}
+
+func actionAllowed(actions []string, action string) bool {
+	return action == "" || slices.Contains(actions, action) || slices.Contains(actions, "*")
 }
 
 // Equal reports whether two identities are the same peer with the same
@@ -194,7 +216,7 @@ func (a AccessControl) Check(id *Identity) error {
 		return forbidden("needs one of the scopes %s", strings.Join(a.AnyScopes, ", "))
 	}
 	if a.ResourceType != "" {
-		if _, ok := id.Resources[a.ResourceType]; !ok {
+		if !id.Allows(a.ResourceType, "") {
 			return forbidden("no access to %s", a.ResourceType)
 		}
 		if a.ResourceAction != "" && !id.Allows(a.ResourceType, a.ResourceAction) {

@@ -104,3 +104,46 @@ func TestIdentityEqual(t *testing.T) {
 		})
 	}
 }
+
+func TestIdentityAllowsWildcards(t *testing.T) {
+	team := &Identity{ID: "team", Resources: map[string][]string{
+		"git:repo/team/*":   {"read"},
+		"git:repo/alpha":    {"read", "write"},
+		"fs:bucket/x":       {"*"},
+		"git:repo/bad*":     {"read"}, // not a namespace: "*" must follow "/"
+		"git:repo/exact/*x": {"read"},
+	}}
+	owner := &Identity{ID: "owner", Resources: map[string][]string{"*": {"*"}}}
+	for _, c := range []struct {
+		id     *Identity
+		typ    string
+		action string
+		want   bool
+	}{
+		{team, "git:repo/team/a.git", "read", true},
+		{team, "git:repo/team/x/b.git", "read", true},
+		{team, "git:repo/team/a.git", "write", false},
+		{team, "git:repo/team", "read", false},
+		{team, "git:repo/team/", "read", false},
+		{team, "git:repo/teamx/a.git", "read", false},
+		{team, "git:repo/alpha", "write", true},
+		{team, "git:repo/alpha", "create", false},
+		{team, "git:repo/alpha/sub", "read", false},
+		{team, "fs:bucket/x", "delete", true},
+		{team, "git:repo/badge", "read", false},
+		{team, "git:repo/exact/ax", "read", false},
+		{team, "git:repo/team/a.git", "", true},
+		{team, "git:repo/other", "", false},
+		{owner, "git:repo/anything.git", "create", true},
+		{owner, "whatever", "", true},
+		{nil, "git:repo/alpha", "read", false},
+	} {
+		assert.Equal(t, c.want, c.id.Allows(c.typ, c.action), "%v %s %s", c.id, c.typ, c.action)
+	}
+	acl := AccessControl{ResourceType: "git:repo/team/a.git", ResourceAction: "read"}
+	assert.NoError(t, acl.Check(team))
+	assert.NoError(t, acl.Check(owner))
+	err := AccessControl{ResourceType: "git:repo/zeta", ResourceAction: "read"}.Check(team)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no access to git:repo/zeta")
+}
