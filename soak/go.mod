@@ -7,6 +7,8 @@ require (
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/alkdev/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/pkg/sftp v1.13.12
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/crypto v0.59.0
@@ -20,6 +22,7 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
 
 replace github.com/alkdev/alknet/core => ../core

@@ -103,6 +103,13 @@ type suite struct {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == helperVaultWrite {
+		if err := vaultWriter(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "soak vault writer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	k, err := loadKnobs()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
