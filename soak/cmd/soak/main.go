@@ -62,7 +62,7 @@ func loadKnobs() (knobs, error) {
 		idleConns:        e.int("SOAK_IDLE_CONNS", 10000),
 		crashTrials:      e.int("SOAK_CRASH_TRIALS", 5),
 		lossyMB:          e.int("SOAK_LOSSY_MB", 256),
-		lossySSHMB:       e.int("SOAK_LOSSY_SSH_MB", 32),
+		lossySSHMB:       e.int("SOAK_LOSSY_SSH_MB", 64),
 		lossyDrop:        e.float("SOAK_LOSSY_DROP", 0.01),
 		lossyDup:         e.float("SOAK_LOSSY_DUP", 0.01),
 		lossyReorder:     e.float("SOAK_LOSSY_REORDER", 0.02),

@@ -2,7 +2,6 @@ package main
 
 import "context"
 
-func (s *suite) rowLossy(ctx context.Context) []result  { return nil }
 func (s *suite) rowFuzz(ctx context.Context) []result   { return nil }
 func (s *suite) rowAttack(ctx context.Context) []result { return nil }
 func (s *suite) rowResume(ctx context.Context) []result { return nil }
