@@ -89,9 +89,9 @@ func (s *suite) rowCrash(ctx context.Context) []result {
 	}
 	defer n.kill9()
 
-	ackPeers := map[string]bool{}   // peer adds that exited 0
-	ackFiles := map[string]bool{}   // uploads that exited 0
-	tried := map[string]bool{}      // every upload started
+	ackPeers := map[string]bool{} // peer adds that exited 0
+	ackFiles := map[string]bool{} // uploads that exited 0
+	tried := map[string]bool{}    // every upload started
 	var vaultWrites, peerAdds, uploads int
 	var problems []string
 	for trial := range s.k.crashTrials {

@@ -82,7 +82,9 @@ type result struct {
 	notes   []string // printed under the table
 }
 
-func pass(name, figures string) result { return result{name: name, status: statusPass, figures: figures} }
+func pass(name, figures string) result {
+	return result{name: name, status: statusPass, figures: figures}
+}
 
 func fail(name, figures string, notes ...string) result {
 	return result{name: name, status: statusFail, figures: figures, notes: notes}
