@@ -58,7 +58,7 @@ func loadKnobs() (knobs, error) {
 	k := knobs{
 		loadConns:        e.int("SOAK_LOAD_CONNS", 1000),
 		loadDuration:     e.duration("SOAK_LOAD_DURATION", 60*time.Second),
-		loadThink:        e.duration("SOAK_LOAD_THINK", 0),
+		loadThink:        e.duration("SOAK_LOAD_THINK", time.Second),
 		idleConns:        e.int("SOAK_IDLE_CONNS", 10000),
 		crashTrials:      e.int("SOAK_CRASH_TRIALS", 5),
 		lossyMB:          e.int("SOAK_LOSSY_MB", 256),
