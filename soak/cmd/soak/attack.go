@@ -258,8 +258,8 @@ func (s *suite) attackHandshakes(ctx context.Context, name string, env *attackEn
 const streamLimit = 256
 
 func (s *suite) attackStreams(ctx context.Context, name string, env *attackEnv) result {
-	var maxPer, total, hitLimit atomic.Int64
-	connErrs := &errCounter{}
+	var maxPer, total, hitLimit, refused atomic.Int64
+	connErrs, refusals := &errCounter{}, &errCounter{}
 	p, base, peak := s.during(ctx, env, func(ctx context.Context) {
 		// Unknown keys: the flood comes from callers the node does not know.
 		pool, _, err := newClientPool(max(1, s.k.attackFloodConns/16))
@@ -283,7 +283,12 @@ func (s *suite) attackStreams(ctx context.Context, name string, env *attackEnv) 
 					st, err := conn.OpenStream(octx)
 					cancel()
 					if err != nil {
-						if errors.Is(err, context.DeadlineExceeded) {
+						if ce, ok := core.AsCloseError(err); ok && ce.Remote {
+							// The node closed the connection: a cap on
+							// connections from unknown callers.
+							refused.Add(1)
+							refusals.add(fmt.Errorf("refused: %s", ce.Reason))
+						} else if errors.Is(err, context.DeadlineExceeded) {
 							hitLimit.Add(1)
 						} else if ctx.Err() == nil {
 							connErrs.add(err)
@@ -305,10 +310,11 @@ func (s *suite) attackStreams(ctx context.Context, name string, env *attackEnv) 
 		}
 		wg.Wait()
 	})
-	figs := fmt.Sprintf("%d streams held, at most %d per conn (limit %d), %d/%d conns stopped at a limit; %s; RSS %s -> peak %s",
-		total.Load(), maxPer.Load(), streamLimit, hitLimit.Load(), s.k.attackFloodConns, p.figures(), mib(base), mib(peak))
-	ok := p.ok() && maxPer.Load() <= streamLimit && hitLimit.Load() == int64(s.k.attackFloodConns) && env.n.alive()
-	return verdict(ok, name, figs, append(p.errs.notes(), connErrs.notes()...)...)
+	figs := fmt.Sprintf("%d streams held, at most %d per conn (limit %d); of %d conns %d stopped at the stream limit, %d closed by the node; %s; RSS %s -> peak %s",
+		total.Load(), maxPer.Load(), streamLimit, s.k.attackFloodConns, hitLimit.Load(), refused.Load(), p.figures(), mib(base), mib(peak))
+	ok := p.ok() && maxPer.Load() <= streamLimit && hitLimit.Load()+refused.Load() == int64(s.k.attackFloodConns) && env.n.alive()
+	notes := append(p.errs.notes(), connErrs.notes()...)
+	return verdict(ok, name, figs, append(notes, refusals.notes()...)...)
 }
 
 // maxAttackRSSGrowthKB bounds the node's RSS growth under the oversized
