@@ -111,6 +111,9 @@ func (s *suite) rowFuzz(ctx context.Context) []result {
 		if err != nil {
 			var notes []string
 			for _, l := range strings.Split(buf.String(), "\n") {
+				if strings.Contains(l, "Failing input written") {
+					l = strings.Replace(l, "testdata/", short+"/testdata/", 1)
+				}
 				if strings.Contains(l, "Failing input written") || strings.Contains(l, "--- FAIL") ||
 					strings.Contains(l, "panic:") || strings.Contains(l, "_test.go:") {
 					notes = append(notes, strings.TrimSpace(l))

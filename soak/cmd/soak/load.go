@@ -222,6 +222,7 @@ func pingOnce(ctx context.Context, conn core.Conn, size int) error {
 // rssSampler records the peak VmRSS/VmHWM of a process.
 type rssSampler struct {
 	peak atomic.Int64
+	data atomic.Int64 // peak VmData
 	stop chan struct{}
 	done chan struct{}
 }
@@ -233,8 +234,9 @@ func sampleRSS(pid int) *rssSampler {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if rss, hwm, err := memKB(pid); err == nil {
+			if rss, hwm, data, err := memStatus(pid); err == nil {
 				r.peak.Store(max(r.peak.Load(), rss, hwm))
+				r.data.Store(max(r.data.Load(), data))
 			}
 			select {
 			case <-r.stop:

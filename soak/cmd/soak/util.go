@@ -295,9 +295,16 @@ func (n *node) alive() bool {
 
 // memKB reads VmRSS and VmHWM (KiB) of pid from /proc.
 func memKB(pid int) (rss, hwm int64, err error) {
+	rss, hwm, _, err = memStatus(pid)
+	return rss, hwm, err
+}
+
+// memStatus reads VmRSS, VmHWM and VmData (KiB) of pid from /proc. VmData
+// counts heap the process reserved whether or not it touched it.
+func memStatus(pid int) (rss, hwm, vmData int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
@@ -309,9 +316,11 @@ func memKB(pid int) (rss, hwm int64, err error) {
 			rss, _ = strconv.ParseInt(f[1], 10, 64)
 		case "VmHWM:":
 			hwm, _ = strconv.ParseInt(f[1], 10, 64)
+		case "VmData:":
+			vmData, _ = strconv.ParseInt(f[1], 10, 64)
 		}
 	}
-	return rss, hwm, nil
+	return rss, hwm, vmData, nil
 }
 
 // cliResult is what a finished CLI run printed.
