@@ -119,10 +119,15 @@ func (s *suite) rowFuzz(ctx context.Context) []result {
 					notes = append(notes, strings.TrimSpace(l))
 				}
 			}
-			if len(notes) == 0 {
-				notes = append(notes, lastLine(buf.String()))
+			notes = notes[:min(len(notes), 6)]
+			notes = append(notes, "go test: "+err.Error())
+			if len(notes) == 1 { // nothing recognisable: show how the output ended
+				lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+				for _, l := range lines[max(0, len(lines)-6):] {
+					notes = append(notes, strings.TrimSpace(l))
+				}
 			}
-			out = append(out, fail(name, figs, notes[:min(len(notes), 6)]...))
+			out = append(out, fail(name, figs, notes...))
 			continue
 		}
 		out = append(out, pass(name, figs))
