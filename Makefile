@@ -3,7 +3,7 @@
 MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
 GOFLAGS_TEST ?= -race -count=1 -timeout 15m
 
-.PHONY: test vet build fuzz bench tidy release-check release
+.PHONY: test vet build fuzz bench tidy release-check release soak
 
 test: vet
 	@set -e; for m in $(MODULES); do \
@@ -37,6 +37,13 @@ fuzz:
 
 bench:
 	./bench/run.sh
+
+# Load, fault and bad-input suite on loopback (not part of `test`): builds
+# the alknet binary, runs nodes in temporary directories and prints one row
+# per check. Bounded by its knobs (SOAK_* and FUZZTIME, see soak/README.md);
+# the defaults take about ten minutes on two cores.
+soak:
+	go run ./soak/cmd/soak
 
 # go mod tidy in every module; sibling modules come from a local module proxy
 # built from this tree, since go mod tidy ignores go.work.
