@@ -234,7 +234,11 @@ func (e *Endpoint) isClosed() bool {
 	return e.closed
 }
 
-// accept authorizes a new connection and starts its handler.
+// accept authorizes a new connection and starts its handler. It runs on
+// the accept loop, so a refusal closes the connection in a goroutine of its
+// own: quic-go's CloseWithError waits for the connection's run loop, and a
+// flood of refusals must not fill the accept queue that authorized peers
+// wait in.
 func (e *Endpoint) accept(qc *quic.Conn) {
 	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
 		hs.done()
@@ -244,14 +248,14 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	remote := qc.RemoteAddr().String()
 	if e.drainCtx.Err() != nil {
 		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
+		go qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
 		return
 	}
 	var id NodeID // zero: the client showed no certificate
 	if len(state.PeerCertificates) > 0 {
 		var err error
 		if id, err = verifiedNodeID(state); err != nil { // cannot happen: the handshake verified it
-			qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+			go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
 			return
 		}
 	}
@@ -263,14 +267,14 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
+		go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
 		return
 	}
 	ident := e.resolve(id)
 	if err := rt.acl.Check(ident); err != nil {
 		reason := fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
 		log.Warn("connection refused", "reason", reason)
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
+		go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
 		return
 	}
 	if e.hookAfterResolve != nil {
@@ -280,7 +284,7 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	code, reason := e.track(c, rt.acl, gen)
 	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
-		qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+		go qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		return
 	}
 	peerID := ""
