@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/alkdev/alknet/core"
@@ -26,6 +27,36 @@ type fileConfig struct {
 	SSH    sshConfig    `toml:"ssh"`
 	// Owner switches the node's own key as an implicit all-scopes peer.
 	Owner ownerConfig `toml:"owner"`
+	// Limits override the endpoint's limits; zero keeps core's default.
+	Limits limitsConfig `toml:"limits"`
+}
+
+// limitsConfig is the [limits] section: core.Config's connection limits.
+// Zero (or absent) keeps core's default; a negative value means what it
+// means in core.Config. Durations are strings such as "90s" or "10m".
+type limitsConfig struct {
+	MaxConns           int           `toml:"max_conns"`
+	MaxConnsPerPeer    int           `toml:"max_conns_per_peer"`
+	MaxIncomingStreams int64         `toml:"max_incoming_streams"`
+	MaxAnonConns       int           `toml:"max_anon_conns"`
+	MaxAnonConnsPerIP  int           `toml:"max_anon_conns_per_ip"`
+	MaxAnonStreams     int           `toml:"max_anon_streams"`
+	AnonLifetime       time.Duration `toml:"anon_lifetime"`
+	HandshakeTimeout   time.Duration `toml:"handshake_timeout"`
+	IdleTimeout        time.Duration `toml:"idle_timeout"`
+}
+
+// apply copies the limits that are set into cfg.
+func (l limitsConfig) apply(cfg *core.Config) {
+	cfg.MaxConns = l.MaxConns
+	cfg.MaxConnsPerPeer = l.MaxConnsPerPeer
+	cfg.MaxIncomingStreams = l.MaxIncomingStreams
+	cfg.MaxAnonConns = l.MaxAnonConns
+	cfg.MaxAnonConnsPerIP = l.MaxAnonConnsPerIP
+	cfg.MaxAnonStreams = l.MaxAnonStreams
+	cfg.AnonLifetime = l.AnonLifetime
+	cfg.HandshakeTimeout = l.HandshakeTimeout
+	cfg.IdleTimeout = l.IdleTimeout
 }
 
 type configPeer struct {

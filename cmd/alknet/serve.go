@@ -128,12 +128,14 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 		return err
 	}
 	env.peers = newNodePeers(peerStore, key, cfg.Owner.enabled())
-	ep, err := core.NewEndpoint(core.Config{
+	epCfg := core.Config{
 		ListenAddr: listen,
 		SecretKey:  key,
 		Identities: env.peers,
 		Logger:     log,
-	})
+	}
+	cfg.Limits.apply(&epCfg)
+	ep, err := core.NewEndpoint(epCfg)
 	if err != nil {
 		return listenError(listen, err)
 	}
