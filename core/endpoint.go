@@ -272,9 +272,12 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	}
 	ident := e.resolve(id)
 	if err := rt.acl.Check(ident); err != nil {
-		reason := fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
+		code, reason := CodeForbidden, fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
+		if ident == nil && e.disabled(id) {
+			code, reason = CodeRevoked, "access revoked: this key's peer entry is disabled on the node"
+		}
 		log.Warn("connection refused", "reason", reason)
-		go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), reason)
+		go qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 		return
 	}
 	if e.hookAfterResolve != nil {
@@ -345,6 +348,13 @@ func (e *Endpoint) resolve(nid NodeID) *Identity {
 		return nil
 	}
 	return id
+}
+
+// disabled reports whether nid is the key of a disabled peer entry, when
+// the IdentityProvider can tell.
+func (e *Endpoint) disabled(nid NodeID) bool {
+	dc, ok := e.idents.(DisabledChecker)
+	return ok && !nid.IsZero() && dc.IsDisabled(nid.Fingerprint())
 }
 
 // track counts c against the limits and registers its handler goroutine

@@ -293,6 +293,33 @@ func TestReauthorizeClosesRevokedPeer(t *testing.T) {
 	assert.Equal(t, "peer not authorized for alknet/ping: authentication required", ce.Reason)
 }
 
+// TestDisabledPeerHearsAccessRevoked: a new connection from a disabled
+// peer's key is refused with CodeRevoked and says so; a key the node never
+// knew still hears "authentication required".
+func TestDisabledPeerHearsAccessRevoked(t *testing.T) {
+	ck, stranger := coretest.Key(t), coretest.Key(t)
+	prov := coretest.NewPeers(core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"echo"}, Enabled: false})
+	srv := coretest.StartEndpoint(t, core.Config{Identities: prov},
+		coretest.Route{Handler: core.Ping{}, ACL: core.AccessControl{RequiredScopes: []string{"echo"}}})
+	for _, c := range []struct {
+		key    core.SecretKey
+		code   uint64
+		reason string
+	}{
+		{ck, core.CodeRevoked, "access revoked: this key's peer entry is disabled on the node"},
+		{stranger, core.CodeForbidden, "peer not authorized for alknet/ping: authentication required"},
+	} {
+		conn, err := coretest.ClientEndpoint(t, c.key).Dial(ctxT(t), srv.Addr(), core.PingALPN)
+		if err == nil {
+			_, err = roundTrip(t, conn, []byte("x"))
+		}
+		ce, ok := core.AsCloseError(err)
+		require.True(t, ok, "got %v", err)
+		assert.Equal(t, c.code, ce.Code)
+		assert.Equal(t, c.reason, ce.Reason)
+	}
+}
+
 func TestReauthorizeClosesChangedIdentityOnOpenALPN(t *testing.T) {
 	ck := coretest.Key(t)
 	prov := coretest.NewPeers(core.PeerEntry{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: []string{"msg:fetch"}, Enabled: true})

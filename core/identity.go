@@ -80,6 +80,14 @@ type IdentityProvider interface {
 	IdentityByToken(token []byte) (*Identity, bool) // bearer tokens, stored as SHA-256 only
 }
 
+// DisabledChecker is an optional capability of an IdentityProvider: it
+// tells the key of a disabled peer from a key the node never knew, so that
+// a refused connection hears "access revoked" rather than "authentication
+// required". PeerIndex and the store implement it.
+type DisabledChecker interface {
+	IsDisabled(fp string) bool
+}
+
 // PeerEntry is the stored form of a peer.
 type PeerEntry struct {
 	PeerID       string              `json:"peer_id"`
@@ -112,8 +120,9 @@ func HashToken(token []byte) string {
 // the building block of every IdentityProvider; build a new one and swap it
 // atomically to reload.
 type PeerIndex struct {
-	byFP    map[string]*Identity
-	byToken map[string]tokenEntry
+	byFP     map[string]*Identity
+	byToken  map[string]tokenEntry
+	disabled map[string]struct{} // fingerprints of disabled entries
 }
 
 type tokenEntry struct {
@@ -124,9 +133,14 @@ type tokenEntry struct {
 // NewPeerIndex builds an index from entries. Fingerprints are normalized to
 // lowercase; an unparsable fingerprint is skipped.
 func NewPeerIndex(entries []PeerEntry) *PeerIndex {
-	ix := &PeerIndex{byFP: make(map[string]*Identity), byToken: make(map[string]tokenEntry)}
+	ix := &PeerIndex{byFP: make(map[string]*Identity), byToken: make(map[string]tokenEntry), disabled: make(map[string]struct{})}
 	for _, e := range entries {
 		if !e.Enabled {
+			for _, fp := range e.Fingerprints {
+				if n, err := ParseFingerprint(strings.ToLower(fp)); err == nil {
+					ix.disabled[n.Fingerprint()] = struct{}{}
+				}
+			}
 			continue
 		}
 		id := e.Identity()
@@ -157,6 +171,17 @@ func (ix *PeerIndex) IdentityByFingerprint(fp string) (*Identity, bool) {
 	}
 	id, ok := ix.byFP[fp]
 	return id, ok
+}
+
+// IsDisabled implements DisabledChecker: fp belongs to a disabled entry
+// (and to no enabled one).
+func (ix *PeerIndex) IsDisabled(fp string) bool {
+	if ix == nil {
+		return false
+	}
+	_, off := ix.disabled[fp]
+	_, on := ix.byFP[fp]
+	return off && !on
 }
 
 // IdentityByToken implements IdentityProvider. The stored hash is compared

@@ -32,4 +32,10 @@ func (p *Peers) IdentityByToken(token []byte) (*core.Identity, bool) {
 	return p.ix.Load().IdentityByToken(token)
 }
 
-var _ core.IdentityProvider = (*Peers)(nil)
+// IsDisabled implements core.DisabledChecker.
+func (p *Peers) IsDisabled(fp string) bool { return p.ix.Load().IsDisabled(fp) }
+
+var (
+	_ core.IdentityProvider = (*Peers)(nil)
+	_ core.DisabledChecker  = (*Peers)(nil)
+)

@@ -169,6 +169,9 @@ func (s *PeerStore) IdentityByFingerprint(fp string) (*core.Identity, bool) {
 	return s.ix.Load().IdentityByFingerprint(fp)
 }
 
+// IsDisabled implements core.DisabledChecker from memory.
+func (s *PeerStore) IsDisabled(fp string) bool { return s.ix.Load().IsDisabled(fp) }
+
 // IdentityByToken implements core.IdentityProvider from memory; the token's
 // SHA-256 is compared in constant time.
 func (s *PeerStore) IdentityByToken(token []byte) (*core.Identity, bool) {
