@@ -21,6 +21,10 @@ type fileConfig struct {
 	Peers  []configPeer `toml:"peers"`
 	SFTP   sftpConfig   `toml:"sftp"`
 	SSH    sshConfig    `toml:"ssh"`
+	TLS    []tlsPair    `toml:"tls"`
+
+	noTCP    bool             // serve --no-tcp
+	tlsCerts []core.CertFiles // [[tls]] and --tls-cert/--tls-key, resolved
 }
 
 type configPeer struct {

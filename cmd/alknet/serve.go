@@ -48,6 +48,7 @@ func serviceBuilders() []func(env *serveEnv) (*service, error) {
 func newServeCmd(g *globals) *cobra.Command {
 	var listen, configPath string
 	var drain time.Duration
+	var pub publicFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node: serve every protocol on one UDP port",
@@ -63,7 +64,13 @@ peers allowed in:
   [[peers]]
   id = "laptop"
   fingerprints = ["ed25519:<64 hex>"]
-  scopes = ["ssh", "sftp"]`,
+  scopes = ["ssh", "sftp"]
+
+It also listens on TCP+TLS on the same port number (--no-tcp turns that
+off) for networks that block UDP. --tls-cert/--tls-key (or [[tls]] tables
+with cert and key in config.toml) add ordinary X.509 certificates that
+clients asking for one of their DNS names (SNI) get; everyone else gets the
+node's ed25519 certificate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			explicit := configPath != ""
@@ -72,6 +79,9 @@ peers allowed in:
 			}
 			cfg, err := loadConfig(configPath, explicit)
 			if err != nil {
+				return err
+			}
+			if err := pub.apply(&cfg, configPath); err != nil {
 				return err
 			}
 			if listen == "" {
@@ -86,6 +96,7 @@ peers allowed in:
 	cmd.Flags().StringVar(&listen, "listen", "", "UDP address to listen on (default 0.0.0.0:4433)")
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (default <data>/config.toml)")
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "how long to wait for open connections on shutdown")
+	pub.register(cmd)
 	return cmd
 }
 
@@ -115,6 +126,8 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 		SecretKey:  key,
 		Identities: peerStore,
 		Logger:     log,
+		ListenTCP:  !cfg.noTCP,
+		TLSCerts:   cfg.tlsCerts,
 	})
 	if err != nil {
 		return err
