@@ -46,5 +46,5 @@ func TCPHandshakesInProgress(e *Endpoint) int {
 }
 
 // EncodeStatus and ParseStatus expose the TCP status record.
-func EncodeStatus(code uint64, reason string) []byte { return encodeStatus(code, reason) }
+func EncodeStatus(code uint64, reason string) []byte   { return encodeStatus(code, reason) }
 func ParseStatus(b []byte) (int, uint64, string, bool) { return parseStatus(b) }
