@@ -89,6 +89,9 @@ type Config struct {
 	// are re-read when their modification time changes. Any other client,
 	// alknet clients included, gets the node's ed25519 certificate.
 	TLSCerts []CertFiles
+	// ACME, when set, gets certificates for its domains from an ACME CA
+	// and presents them like TLSCerts (which win for a name in both).
+	ACME *ACMEConfig
 
 	// DrainTimeout is how long Serve waits for handlers when its context is
 	// cancelled before closing connections. Zero means 5s. While draining,

@@ -78,7 +78,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := newCertSet(cert, cfg.TLSCerts, cfg.Logger)
+	certs, err := newCertSet(cert, cfg.TLSCerts, cfg.ACME, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

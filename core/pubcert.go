@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // CertFiles names an ordinary X.509 certificate for Config.TLSCerts.
@@ -148,10 +150,15 @@ func matchName(pattern, name string) bool {
 type certSet struct {
 	node tls.Certificate
 	pub  []*publicCert
+	acme *autocert.Manager // nil unless Config.ACME
 }
 
-func newCertSet(node tls.Certificate, files []CertFiles, log *slog.Logger) (*certSet, error) {
-	s := &certSet{node: node}
+func newCertSet(node tls.Certificate, files []CertFiles, acmeCfg *ACMEConfig, log *slog.Logger) (*certSet, error) {
+	m, err := newACME(acmeCfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &certSet{node: node, acme: m}
 	for _, f := range files {
 		p, err := newPublicCert(f, log)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 // selfSignedCert makes a fresh in-memory X.509 certificate for key. It only
@@ -82,6 +84,17 @@ func serverTLS(certs *certSet, nextProtos func() []string) *tls.Config {
 		SessionTicketsDisabled: true,
 	}
 	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if certs.acmeChallenge(hello.SupportedProtos) {
+			// A TLS-ALPN-01 validation: the CA's handshake only checks
+			// the token certificate; the connection then finds no
+			// handler and is closed.
+			return &tls.Config{
+				MinVersion:             tls.VersionTLS12,
+				NextProtos:             []string{acme.ALPNProto},
+				GetCertificate:         certs.acme.GetCertificate,
+				SessionTicketsDisabled: true,
+			}, nil
+		}
 		c := base.Clone()
 		c.GetConfigForClient = nil
 		c.NextProtos = nextProtos()
@@ -89,6 +102,10 @@ func serverTLS(certs *certSet, nextProtos func() []string) *tls.Config {
 			c.Certificates = []tls.Certificate{*pub}
 			// Public-name clients (browsers, resolvers) are anonymous;
 			// asking them for a certificate would only prompt users.
+			c.ClientAuth = tls.NoClientCert
+		} else if certs.acmeFor(hello.ServerName) {
+			c.Certificates = nil
+			c.GetCertificate = certs.acme.GetCertificate
 			c.ClientAuth = tls.NoClientCert
 		}
 		return c, nil

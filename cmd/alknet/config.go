@@ -22,9 +22,11 @@ type fileConfig struct {
 	SFTP   sftpConfig   `toml:"sftp"`
 	SSH    sshConfig    `toml:"ssh"`
 	TLS    []tlsPair    `toml:"tls"`
+	ACME   acmeConfig   `toml:"acme"`
 
 	noTCP    bool             // serve --no-tcp
 	tlsCerts []core.CertFiles // [[tls]] and --tls-cert/--tls-key, resolved
+	acme     *core.ACMEConfig // [acme] and --acme-domain, resolved
 }
 
 type configPeer struct {

@@ -70,7 +70,9 @@ It also listens on TCP+TLS on the same port number (--no-tcp turns that
 off) for networks that block UDP. --tls-cert/--tls-key (or [[tls]] tables
 with cert and key in config.toml) add ordinary X.509 certificates that
 clients asking for one of their DNS names (SNI) get; everyone else gets the
-node's ed25519 certificate.`,
+node's ed25519 certificate. --acme-domain (or [acme] domains = [...])
+gets certificates from Let's Encrypt through TLS-ALPN-01, which needs the
+node on port 443; they are kept in <data>/acme.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			explicit := configPath != ""
@@ -81,7 +83,7 @@ node's ed25519 certificate.`,
 			if err != nil {
 				return err
 			}
-			if err := pub.apply(&cfg, configPath); err != nil {
+			if err := pub.apply(&cfg, configPath, g.path("acme")); err != nil {
 				return err
 			}
 			if listen == "" {
@@ -128,6 +130,7 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 		Logger:     log,
 		ListenTCP:  !cfg.noTCP,
 		TLSCerts:   cfg.tlsCerts,
+		ACME:       cfg.acme,
 	})
 	if err != nil {
 		return err

@@ -140,6 +140,8 @@ func TestServeRejectsBadTLSFlags(t *testing.T) {
 		want string
 	}{
 		{"unpaired", []string{"--tls-cert", crt}, "--tls-cert and --tls-key come in pairs: got 1 certificates and 0 keys"},
+		{"acme without tcp", []string{"--acme-domain", "node.example.test", "--no-tcp"}, "acme needs the TCP listener: drop --no-tcp"},
+		{"acme wildcard", []string{"--acme-domain", "*.example.test"}, `acme domain "*.example.test" is not a full dns name`},
 		{"key of nothing", []string{"--tls-cert", crt, "--tls-key", filepath.Join(dir, "missing.key")}, "alknet: unusable tls certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
