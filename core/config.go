@@ -83,6 +83,11 @@ type Config struct {
 	// also closed when its handshake is not done within HandshakeTimeout.
 	// Zero means 256; negative means no limit.
 	MaxTCPHandshakes int
+	// MaxTCPHandshakesPerIP caps TCP connections in their TLS handshake
+	// from one source IPv4 address or IPv6 /64, so that one source cannot
+	// fill MaxTCPHandshakes. Zero means 16; negative means no
+	// per-address limit.
+	MaxTCPHandshakesPerIP int
 	// TLSCerts are ordinary X.509 certificates (ECDSA P-256 or RSA, PEM
 	// files) that the server presents to clients whose TLS server name
 	// (SNI) matches one of the DNS names in a certificate's SANs. Files
@@ -118,6 +123,9 @@ func (c Config) withDefaults() Config {
 	def(&c.AnonLifetime, 10*time.Minute)
 	if c.MaxTCPHandshakes == 0 {
 		c.MaxTCPHandshakes = 256
+	}
+	if c.MaxTCPHandshakesPerIP == 0 {
+		c.MaxTCPHandshakesPerIP = 16
 	}
 	if c.MaxAnonConns == 0 {
 		c.MaxAnonConns = 256

@@ -41,9 +41,10 @@ type Endpoint struct {
 	anonIP     map[netip.Addr]int // tracked anonymous connections per source IP
 	gen        uint64             // bumped by Reauthorize; accept re-checks when it moved
 	listener   *quic.Listener
-	tcpLn      net.Listener          // nil unless Config.ListenTCP
-	tcpPending map[net.Conn]struct{} // TCP connections still in their TLS handshake
-	tcpWG      sync.WaitGroup        // the TCP accept loop and handshakes
+	tcpLn      net.Listener            // nil unless Config.ListenTCP
+	tcpPending map[net.Conn]netip.Addr // TCP connections still in their TLS handshake, by source
+	tcpPerIP   map[netip.Addr]int      // tcpPending per source
+	tcpWG      sync.WaitGroup          // the TCP accept loop and handshakes
 	serving    bool
 	closed     bool
 
@@ -99,7 +100,8 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		log:        cfg.Logger,
 		udp:        udp,
 		tcpLn:      tcpLn,
-		tcpPending: make(map[net.Conn]struct{}),
+		tcpPending: make(map[net.Conn]netip.Addr),
+		tcpPerIP:   make(map[netip.Addr]int),
 		idents:     cfg.Identities,
 		routes:     make(map[string]route),
 		conns:      make(map[endpointConn]struct{}),

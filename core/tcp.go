@@ -331,8 +331,8 @@ func (e *Endpoint) serveTCP(ln net.Listener, conf *tls.Config) {
 			}
 			continue
 		}
-		if !e.startTCPHandshake(raw) {
-			e.log.Debug("tcp connection refused", "remote", raw.RemoteAddr().String(), "reason", "too many handshakes in progress")
+		if reason := e.startTCPHandshake(raw); reason != "" {
+			e.log.Debug("tcp connection refused", "remote", raw.RemoteAddr().String(), "reason", reason)
 			_ = raw.Close()
 			continue
 		}
@@ -341,16 +341,37 @@ func (e *Endpoint) serveTCP(ln net.Listener, conf *tls.Config) {
 	}
 }
 
-// startTCPHandshake counts raw as a handshake in progress, unless the
-// endpoint is closed or the cap is reached.
-func (e *Endpoint) startTCPHandshake(raw net.Conn) bool {
+// startTCPHandshake counts raw as a handshake in progress, or returns why
+// not: the endpoint is closed or a cap is reached.
+func (e *Endpoint) startTCPHandshake(raw net.Conn) string {
+	ip := remoteIP(raw.RemoteAddr())
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || (e.cfg.MaxTCPHandshakes > 0 && len(e.tcpPending) >= e.cfg.MaxTCPHandshakes) {
-		return false
+	switch {
+	case e.closed:
+		return "endpoint shutting down"
+	case e.cfg.MaxTCPHandshakes > 0 && len(e.tcpPending) >= e.cfg.MaxTCPHandshakes:
+		return "too many handshakes in progress"
+	case e.cfg.MaxTCPHandshakesPerIP > 0 && e.tcpPerIP[ip] >= e.cfg.MaxTCPHandshakesPerIP:
+		return "too many handshakes in progress from this address"
 	}
-	e.tcpPending[raw] = struct{}{}
-	return true
+	e.tcpPending[raw] = ip
+	e.tcpPerIP[ip]++
+	return ""
+}
+
+// endTCPHandshake stops counting raw.
+func (e *Endpoint) endTCPHandshake(raw net.Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ip, ok := e.tcpPending[raw]
+	if !ok {
+		return
+	}
+	delete(e.tcpPending, raw)
+	if e.tcpPerIP[ip]--; e.tcpPerIP[ip] <= 0 {
+		delete(e.tcpPerIP, ip)
+	}
 }
 
 // handshakeTCP runs the TLS handshake of one TCP connection within
@@ -360,9 +381,7 @@ func (e *Endpoint) handshakeTCP(raw net.Conn, conf *tls.Config) {
 	_ = raw.SetDeadline(time.Now().Add(e.cfg.HandshakeTimeout))
 	tc := tls.Server(raw, conf)
 	err := tc.Handshake()
-	e.mu.Lock()
-	delete(e.tcpPending, raw)
-	e.mu.Unlock()
+	e.endTCPHandshake(raw)
 	if err != nil {
 		e.log.Debug("tcp handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
 		_ = raw.Close()

@@ -205,7 +205,7 @@ func TestTCPSlowloris(t *testing.T) {
 		waitFor(t, func() bool { return core.TCPHandshakesInProgress(srv) == 0 }, "the handshake stops counting")
 	})
 	t.Run("cap", func(t *testing.T) {
-		srv := tcpServer(t, core.Config{MaxTCPHandshakes: 1}, coretest.Route{Handler: core.Ping{}})
+		srv := tcpServer(t, core.Config{MaxTCPHandshakes: 1, MaxTCPHandshakesPerIP: -1}, coretest.Route{Handler: core.Ping{}})
 		first, err := net.Dial("tcp", srv.TCPAddr().String())
 		require.NoError(t, err)
 		defer first.Close()
@@ -225,6 +225,25 @@ func TestTCPSlowloris(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "after", string(out))
 	})
+}
+
+// TestTCPHandshakesPerAddress: one source cannot fill the handshake cap;
+// its connections beyond MaxTCPHandshakesPerIP are closed at once.
+func TestTCPHandshakesPerAddress(t *testing.T) {
+	srv := tcpServer(t, core.Config{MaxTCPHandshakesPerIP: 2}, coretest.Route{Handler: core.Ping{}})
+	for range 2 {
+		c, err := net.Dial("tcp", srv.TCPAddr().String())
+		require.NoError(t, err)
+		defer c.Close()
+	}
+	waitFor(t, func() bool { return core.TCPHandshakesInProgress(srv) == 2 }, "two handshakes count")
+	third, err := net.Dial("tcp", srv.TCPAddr().String())
+	require.NoError(t, err)
+	defer third.Close()
+	require.NoError(t, third.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = third.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the third from the same address is closed at once (handshake timeout is 10s)")
+	assert.Equal(t, 2, core.TCPHandshakesInProgress(srv))
 }
 
 // waitFor polls cond every few milliseconds for up to 10 s.
