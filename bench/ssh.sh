@@ -78,6 +78,7 @@ echo "127.0.0.1 $(cat "$WORK/sshd_host.pub" | awk '{print $1, $2}')" | sed "s/^1
 
 COMMON=(-F /dev/null -i "$WORK/id" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$WORK/known_hosts")
 ALK=("${COMMON[@]}" -o "ProxyCommand=$ALKNET --log-level error pipe --alpn alknet/ssh --key $WORK/id $ADDR" -o "HostKeyAlias=$ALIAS")
+ALKT=("${COMMON[@]}" -o "ProxyCommand=$ALKNET --log-level error pipe --tcp --alpn alknet/ssh --key $WORK/id $ADDR" -o "HostKeyAlias=$ALIAS")
 TCP=("${COMMON[@]}" -o "Port=$PORT")
 for _ in $(seq 50); do ssh "${TCP[@]}" root@127.0.0.1 true 2>/dev/null && break; sleep 0.1; done
 
@@ -99,12 +100,16 @@ T_CAT=$(timeit ssh "${TCP[@]}" root@127.0.0.1 "cat $BIG")
 # aes128-gcm on both sides (what `Ciphers ^aes128-gcm@openssh.com` gives).
 T_CAT_GCM=$(timeit ssh "${TCP[@]}" -c aes128-gcm@openssh.com root@127.0.0.1 "cat $BIG")
 A_CAT_GCM=$(timeit ssh "${ALK[@]}" -c aes128-gcm@openssh.com node "cat $BIG")
+# alknet's TCP+TLS listener on the same port (pipe --tcp).
+AT_CAT=$(timeit ssh "${ALKT[@]}" node "cat $BIG")
 
 echo "scp download (SFTP protocol)" >&2
 A_SCP=$(timeit scp -q "${ALK[@]}" node:big "$WORK/down.alk")
 T_SCP=$(timeit scp -q "${TCP[@]}" "root@127.0.0.1:$BIG" "$WORK/down.tcp")
 cmp -s "$BIG" "$WORK/down.alk" || { echo "alknet scp copy differs" >&2; exit 1; }
-rm -f "$WORK/down.alk" "$WORK/down.tcp"
+AT_SCP=$(timeit scp -q "${ALKT[@]}" node:big "$WORK/down.alkt")
+cmp -s "$BIG" "$WORK/down.alkt" || { echo "alknet scp copy over tcp differs" >&2; exit 1; }
+rm -f "$WORK/down.alk" "$WORK/down.tcp" "$WORK/down.alkt"
 
 echo "set-up: ssh node true, $RUNS runs each" >&2
 A_SET=0 T_SET=0
@@ -113,13 +118,15 @@ for _ in $(seq "$RUNS"); do
 	T_SET=$(awk -v s="$T_SET" -v t="$(timeit ssh "${TCP[@]}" root@127.0.0.1 true)" 'BEGIN{print s+t}')
 done
 
-awk -v mb="$SIZE_MB" -v runs="$RUNS" -v ac="$A_CAT" -v tc="$T_CAT" -v tg="$T_CAT_GCM" -v ag="$A_CAT_GCM" -v as="$A_SCP" -v ts="$T_SCP" -v ase="$A_SET" -v tse="$T_SET" -v cores="$(nproc)" 'BEGIN {
+awk -v mb="$SIZE_MB" -v runs="$RUNS" -v ac="$A_CAT" -v tc="$T_CAT" -v tg="$T_CAT_GCM" -v ag="$A_CAT_GCM" -v as="$A_SCP" -v ts="$T_SCP" -v atc="$AT_CAT" -v ats="$AT_SCP" -v ase="$A_SET" -v tse="$T_SET" -v cores="$(nproc)" 'BEGIN {
 	printf "loopback, %d cores, %d MiB file\n", cores, mb
 	printf "%-30s %12s %12s %8s\n", "", "alknet/ssh", "sshd/TCP", "ratio"
 	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "ssh cat (throughput)", mb*1.048576/ac, mb*1.048576/tc, tc/ac
 	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "ssh cat, sshd aes128-gcm", mb*1.048576/ac, mb*1.048576/tg, tg/ac
 	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "ssh cat, both aes128-gcm", mb*1.048576/ag, mb*1.048576/tg, tg/ag
 	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "scp download (throughput)", mb*1.048576/as, mb*1.048576/ts, ts/as
+	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "ssh cat, alknet over TCP", mb*1.048576/atc, mb*1.048576/tc, tc/atc
+	printf "%-30s %9.1f MB/s %9.1f MB/s %7.2fx\n", "scp download, alknet over TCP", mb*1.048576/ats, mb*1.048576/ts, ts/ats
 	printf "%-30s %10.0f ms %10.0f ms %7.2fx\n", "ssh node true (set-up, avg)", ase/runs*1000, tse/runs*1000, ase/tse
 	print "throughput ratio = alknet/sshd (higher is better); set-up ratio = alknet/sshd time (lower is better)"
 }'

@@ -22,7 +22,8 @@ const benchChunk = 1 << 20
 // sink reads a stream to its end, then answers one byte.
 type sink struct{}
 
-func (sink) ALPN() []string { return []string{"alknet/sink"} }
+func (sink) ALPN() []string     { return []string{"alknet/sink"} }
+func (sink) SingleStream() bool { return true }
 func (sink) ServeConn(ctx context.Context, c core.Conn) error {
 	for {
 		s, err := c.AcceptStream(ctx)
@@ -62,6 +63,20 @@ func BenchmarkStream(b *testing.B) {
 	b.Run("impl=alknet", func(b *testing.B) {
 		p := coretest.NewPair(b, nil, coretest.Route{Handler: sink{}})
 		c := p.Dial(b, "alknet/sink")
+		s, err := c.OpenStream(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		pushAll(b, s, s.CloseWrite)
+	})
+	// The same single stream over the TCP+TLS listener: kernel TCP with
+	// TLS 1.3 records against user-space QUIC.
+	b.Run("impl=alknet-tcp", func(b *testing.B) {
+		srv := coretest.StartEndpoint(b, core.Config{ListenTCP: true}, coretest.Route{Handler: sink{}})
+		c, err := coretest.ClientEndpoint(b, core.SecretKey{}).DialTCP(context.Background(), srv.Addr(), "alknet/sink")
+		if err != nil {
+			b.Fatal(err)
+		}
 		s, err := c.OpenStream(context.Background())
 		if err != nil {
 			b.Fatal(err)

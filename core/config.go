@@ -72,6 +72,32 @@ type Config struct {
 	// ConnReceiveWindow is the largest flow-control window of one
 	// connection, in bytes. Zero means 32 MiB.
 	ConnReceiveWindow int64
+	// ListenTCP also listens for TCP+TLS on the same host and port number
+	// as the UDP socket (ListenAddr), for networks that block UDP. The
+	// same TLS rules, ALPN router, access control and caps apply; each TCP
+	// connection carries a single stream, so only the ALPNs whose handler
+	// declares SingleStream are offered on it. False means QUIC only.
+	ListenTCP bool
+	// MaxTCPHandshakes caps TCP connections whose TLS handshake is still
+	// in progress; a connection beyond it is closed at once. Each one is
+	// also closed when its handshake is not done within HandshakeTimeout.
+	// Zero means 256; negative means no limit.
+	MaxTCPHandshakes int
+	// MaxTCPHandshakesPerIP caps TCP connections in their TLS handshake
+	// from one source IPv4 address or IPv6 /64, so that one source cannot
+	// fill MaxTCPHandshakes. Zero means 16; negative means no
+	// per-address limit.
+	MaxTCPHandshakesPerIP int
+	// TLSCerts are ordinary X.509 certificates (ECDSA P-256 or RSA, PEM
+	// files) that the server presents to clients whose TLS server name
+	// (SNI) matches one of the DNS names in a certificate's SANs. Files
+	// are re-read when their modification time changes. Any other client,
+	// alknet clients included, gets the node's ed25519 certificate.
+	TLSCerts []CertFiles
+	// ACME, when set, gets certificates for its domains from an ACME CA
+	// and presents them like TLSCerts (which win for a name in both).
+	ACME *ACMEConfig
+
 	// DrainTimeout is how long Serve waits for handlers when its context is
 	// cancelled before closing connections. Zero means 5s. While draining,
 	// new connections are closed with CodeShutdown at once.
@@ -95,6 +121,12 @@ func (c Config) withDefaults() Config {
 		c.KeepAlivePeriod = c.IdleTimeout / 2
 	}
 	def(&c.AnonLifetime, 10*time.Minute)
+	if c.MaxTCPHandshakes == 0 {
+		c.MaxTCPHandshakes = 256
+	}
+	if c.MaxTCPHandshakesPerIP == 0 {
+		c.MaxTCPHandshakesPerIP = 16
+	}
 	if c.MaxAnonConns == 0 {
 		c.MaxAnonConns = 256
 	}

@@ -30,7 +30,8 @@ type Conn interface {
 	// RemoteID is the peer's verified node id; zero when the peer showed no
 	// certificate (an anonymous caller).
 	RemoteID() NodeID
-	// RemoteAddr is the peer's UDP address.
+	// RemoteAddr is the peer's UDP address, or its TCP address on a
+	// TCP+TLS connection.
 	RemoteAddr() net.Addr
 	// Identity is the peer's identity, resolved once when the connection was
 	// accepted; nil when the peer is unknown or showed no certificate.
@@ -38,7 +39,9 @@ type Conn interface {
 	// AcceptStream waits for the next stream the peer opens. It returns
 	// ErrShuttingDown when the endpoint drains.
 	AcceptStream(ctx context.Context) (Stream, error)
-	// OpenStream opens a stream, waiting for flow-control credit.
+	// OpenStream opens a stream, waiting for flow-control credit. A TCP+TLS
+	// connection carries a single stream: its client side gets it from the
+	// first OpenStream, and otherwise OpenStream fails with ErrSingleStream.
 	OpenStream(ctx context.Context) (Stream, error)
 	// Close closes the connection with an application code and a reason the
 	// peer can show.
@@ -55,9 +58,9 @@ type Stream interface {
 	CloseWrite() error
 }
 
-// quicConn adapts *quic.Conn to Conn.
-type quicConn struct {
-	qc       *quic.Conn
+// connMeta is what the endpoint knows and tracks of a connection, over
+// QUIC or TCP.
+type connMeta struct {
 	alpn     string
 	remoteID NodeID
 	ident    *Identity
@@ -67,6 +70,20 @@ type quicConn struct {
 	anon    bool          // no identity: counted in the anonymous pool
 	ip      netip.Addr    // source address, for the per-address cap
 	streams chan struct{} // one token per open stream; nil = no cap
+}
+
+func (m *connMeta) meta() *connMeta { return m }
+
+// endpointConn is a connection the endpoint tracks: a Conn with its meta.
+type endpointConn interface {
+	Conn
+	meta() *connMeta
+}
+
+// quicConn adapts *quic.Conn to Conn.
+type quicConn struct {
+	connMeta
+	qc *quic.Conn
 }
 
 func (c *quicConn) ALPN() string         { return c.alpn }

@@ -22,5 +22,12 @@
 // an authorized peer; QUIC Retry guards against floods of spoofed
 // handshakes. Handlers are isolated: a panic closes only that connection.
 //
+// The public face: a client without a certificate is anonymous and reaches
+// only open ALPNs; a ClientHello naming one of the DNS names of a configured
+// X.509 certificate (Config.TLSCerts) gets that certificate instead of the
+// ed25519 one; and with Config.ListenTCP the same router serves TCP+TLS on
+// the same port number, one stream per connection, for the handlers that
+// implement SingleStreamer.
+//
 // The package knows no protocol besides its own diagnostic alknet/ping.
 package core

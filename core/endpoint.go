@@ -23,25 +23,30 @@ type Endpoint struct {
 	cfg    Config
 	key    SecretKey
 	cert   tls.Certificate
+	certs  *certSet
 	log    *slog.Logger
 	udp    net.PacketConn
 	tr     *quic.Transport
 	qconf  *quic.Config
 	idents IdentityProvider
 
-	mu       sync.Mutex
-	routes   map[string]route
-	alpns    []string // registration order
-	conns    map[*quicConn]struct{}
-	dialed   map[*quicConn]struct{} // open connections made by Dial
-	perPeer  map[NodeID]int
-	known    int                // tracked connections with an identity
-	anon     int                // tracked anonymous connections
-	anonIP   map[netip.Addr]int // tracked anonymous connections per source IP
-	gen      uint64             // bumped by Reauthorize; accept re-checks when it moved
-	listener *quic.Listener
-	serving  bool
-	closed   bool
+	mu         sync.Mutex
+	routes     map[string]route
+	alpns      []string // registration order
+	conns      map[endpointConn]struct{}
+	dialed     map[endpointConn]struct{} // open connections made by Dial and DialTCP
+	perPeer    map[NodeID]int
+	known      int                // tracked connections with an identity
+	anon       int                // tracked anonymous connections
+	anonIP     map[netip.Addr]int // tracked anonymous connections per source IP
+	gen        uint64             // bumped by Reauthorize; accept re-checks when it moved
+	listener   *quic.Listener
+	tcpLn      net.Listener            // nil unless Config.ListenTCP
+	tcpPending map[net.Conn]netip.Addr // TCP connections still in their TLS handshake, by source
+	tcpPerIP   map[netip.Addr]int      // tcpPending per source
+	tcpWG      sync.WaitGroup          // the TCP accept loop and handshakes
+	serving    bool
+	closed     bool
 
 	handshaking atomic.Int64 // server handshakes in progress
 
@@ -74,25 +79,33 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	certs, err := newCertSet(cert, cfg.TLSCerts, cfg.ACME, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	uaddr, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.ListenAddr, err)
 	}
-	udp, err := net.ListenUDP("udp", uaddr)
+	udp, tcpLn, err := listen(cfg, uaddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen udp %s: %w", cfg.ListenAddr, err)
+		return nil, err
 	}
 	drainCtx, startDrain := context.WithCancel(context.Background())
 	e := &Endpoint{
 		cfg:        cfg,
 		key:        cfg.SecretKey,
 		cert:       cert,
+		certs:      certs,
 		log:        cfg.Logger,
 		udp:        udp,
+		tcpLn:      tcpLn,
+		tcpPending: make(map[net.Conn]netip.Addr),
+		tcpPerIP:   make(map[netip.Addr]int),
 		idents:     cfg.Identities,
 		routes:     make(map[string]route),
-		conns:      make(map[*quicConn]struct{}),
-		dialed:     make(map[*quicConn]struct{}),
+		conns:      make(map[endpointConn]struct{}),
+		dialed:     make(map[endpointConn]struct{}),
 		perPeer:    make(map[NodeID]int),
 		anonIP:     make(map[netip.Addr]int),
 		drainCtx:   drainCtx,
@@ -120,6 +133,29 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		Allow0RTT:                      false,
 	}
 	return e, nil
+}
+
+// listen binds the UDP socket and, with cfg.ListenTCP, a TCP listener on
+// the same host and port number. An ephemeral port is retried a few times
+// when the port the UDP socket got is taken on TCP.
+func listen(cfg Config, uaddr *net.UDPAddr) (*net.UDPConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenUDP("udp", uaddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", cfg.ListenAddr, err)
+		}
+		if !cfg.ListenTCP {
+			return udp, nil, nil
+		}
+		ln, err := listenTCP(cfg, udp)
+		if err == nil {
+			return udp, ln, nil
+		}
+		_ = udp.Close()
+		if uaddr.Port != 0 || attempt >= 8 {
+			return nil, nil, fmt.Errorf("listen tcp %s: %w", cfg.ListenAddr, err)
+		}
+	}
 }
 
 // NodeID returns the endpoint's node id.
@@ -190,13 +226,17 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		e.mu.Unlock()
 		return errors.New("alknet: Serve called twice")
 	}
-	ln, err := e.tr.Listen(serverTLS(e.cert, e.ALPNs), e.qconf)
+	ln, err := e.tr.Listen(serverTLS(e.certs, e.ALPNs), e.qconf)
 	if err != nil {
 		e.mu.Unlock()
 		return fmt.Errorf("listen: %w", err)
 	}
 	e.listener = ln
 	e.serving = true
+	if e.tcpLn != nil {
+		e.tcpWG.Add(1)
+		go e.serveTCP(e.tcpLn, serverTLS(e.certs, e.tcpALPNs))
+	}
 	e.serveReturn = make(chan struct{})
 	e.mu.Unlock()
 	defer close(e.serveReturn)
@@ -221,7 +261,10 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		e.accept(qc)
+		// Admission runs off the accept loop: a refusal waits for quic-go
+		// to close the connection, and a flood of refusals must not fill
+		// the accept queue that authorized peers wait in.
+		go e.accept(qc)
 	}
 }
 
@@ -234,32 +277,39 @@ func (e *Endpoint) isClosed() bool {
 	return e.closed
 }
 
-// accept authorizes a new connection and starts its handler. It runs on
-// the accept loop, so a refusal closes the connection in a goroutine of its
-// own: quic-go's CloseWithError waits for the connection's run loop, and a
-// flood of refusals must not fill the accept queue that authorized peers
-// wait in.
+// accept authorizes a new QUIC connection and starts its handler.
 func (e *Endpoint) accept(qc *quic.Conn) {
 	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
 		hs.done()
 	}
 	state := qc.ConnectionState().TLS
-	alpn := state.NegotiatedProtocol
-	remote := qc.RemoteAddr().String()
-	if e.drainCtx.Err() != nil {
-		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
-		go qc.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "endpoint shutting down")
-		return
-	}
-	var id NodeID // zero: the client showed no certificate
+	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}}
 	if len(state.PeerCertificates) > 0 {
-		var err error
-		if id, err = verifiedNodeID(state); err != nil { // cannot happen: the handshake verified it
-			go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "bad peer certificate")
+		id, err := verifiedNodeID(state)
+		if err != nil { // cannot happen: the handshake verified it
+			_ = c.Close(CodeForbidden, "bad peer certificate")
 			return
 		}
+		c.remoteID = id
 	}
-	log := e.log.With("alpn", alpn, "peer", peerName(id), "remote", remote)
+	if h, log, ok := e.admit(c); ok {
+		go e.run(h, c, log)
+	}
+}
+
+// admit authorizes an accepted connection whose ALPN and remote id are set:
+// it refuses it (closing it with a code and reason) or tracks it and
+// returns its handler. The caller then runs the handler with e.run.
+func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
+	m := c.meta()
+	alpn := m.alpn
+	remote := c.RemoteAddr().String()
+	if e.drainCtx.Err() != nil {
+		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
+		_ = c.Close(CodeShutdown, "endpoint shutting down")
+		return nil, nil, false
+	}
+	log := e.log.With("alpn", alpn, "peer", peerName(m.remoteID), "remote", remote)
 
 	e.mu.Lock()
 	rt, ok := e.routes[alpn]
@@ -267,35 +317,34 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
-		go qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "no handler for "+alpn)
-		return
+		_ = c.Close(CodeForbidden, "no handler for "+alpn)
+		return nil, nil, false
 	}
-	ident := e.resolve(id)
-	if err := rt.acl.Check(ident); err != nil {
+	m.ident = e.resolve(m.remoteID)
+	if err := rt.acl.Check(m.ident); err != nil {
 		code, reason := CodeForbidden, fmt.Sprintf("peer not authorized for %s: %s", alpn, err.Error())
-		if ident == nil && e.disabled(id) {
+		if m.ident == nil && e.disabled(m.remoteID) {
 			code, reason = CodeRevoked, "access revoked: this key's peer entry is disabled on the node"
 		}
 		log.Warn("connection refused", "reason", reason)
-		go qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
-		return
+		_ = c.Close(code, reason)
+		return nil, nil, false
 	}
 	if e.hookAfterResolve != nil {
 		e.hookAfterResolve()
 	}
-	c := &quicConn{qc: qc, alpn: alpn, remoteID: id, ident: ident, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}
 	code, reason := e.track(c, rt.acl, gen)
 	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
-		go qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
-		return
+		_ = c.Close(code, reason)
+		return nil, nil, false
 	}
 	peerID := ""
-	if c.ident != nil {
-		peerID = c.ident.ID
+	if m.ident != nil {
+		peerID = m.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
-	go e.run(rt.h, c, log)
+	return rt.h, log, true
 }
 
 // remoteIP returns the source of addr that the per-address cap counts:
@@ -363,7 +412,8 @@ func (e *Endpoint) disabled(nid NodeID) bool {
 // reload ran since, the identity is resolved and checked again here, under
 // the lock Reauthorize takes, so that resolve, check and track are atomic
 // against reloads.
-func (e *Endpoint) track(c *quicConn, acl AccessControl, gen uint64) (uint64, string) {
+func (e *Endpoint) track(ec endpointConn, acl AccessControl, gen uint64) (uint64, string) {
+	c := ec.meta()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -400,15 +450,16 @@ func (e *Endpoint) track(c *quicConn, acl AccessControl, gen uint64) (uint64, st
 		e.known++
 		e.perPeer[c.remoteID]++
 	}
-	e.conns[c] = struct{}{}
+	e.conns[ec] = struct{}{}
 	e.handlers.Add(1)
 	return CodeOK, ""
 }
 
-func (e *Endpoint) untrack(c *quicConn) {
+func (e *Endpoint) untrack(ec endpointConn) {
+	c := ec.meta()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.conns, c)
+	delete(e.conns, ec)
 	if c.anon {
 		e.anon--
 		if e.anonIP[c.ip]--; e.anonIP[c.ip] <= 0 {
@@ -423,11 +474,11 @@ func (e *Endpoint) untrack(c *quicConn) {
 }
 
 // run is the isolated handler goroutine of one connection.
-func (e *Endpoint) run(h ProtocolHandler, c *quicConn, log *slog.Logger) {
+func (e *Endpoint) run(h ProtocolHandler, c endpointConn, log *slog.Logger) {
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
-	if c.anon && e.cfg.AnonLifetime > 0 {
+	if c.meta().anon && e.cfg.AnonLifetime > 0 {
 		reason := fmt.Sprintf("anonymous connection lifetime reached (limit %s)", e.cfg.AnonLifetime)
 		t := time.AfterFunc(e.cfg.AnonLifetime, func() {
 			log.Info("connection closed", "reason", reason)
@@ -451,7 +502,7 @@ func (e *Endpoint) run(h ProtocolHandler, c *quicConn, log *slog.Logger) {
 	// context: cancelling Serve drains (AcceptStream reports
 	// ErrShuttingDown, work in flight finishes) and closes the
 	// connections only when DrainTimeout runs out.
-	hctx, cancel := context.WithCancel(c.qc.Context())
+	hctx, cancel := context.WithCancel(c.Context())
 	defer cancel()
 	if err := h.ServeConn(hctx, c); err != nil && !isConnGone(err) && !errors.Is(err, ErrShuttingDown) {
 		log.Warn("handler error", "err", err)
@@ -501,7 +552,7 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		qc.CloseWithError(quic.ApplicationErrorCode(CodeForbidden), "node id mismatch")
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 	}
-	c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id)}
+	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id)}}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -527,25 +578,27 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 func (e *Endpoint) Reauthorize() int {
 	e.mu.Lock()
 	e.gen++
-	var revoke []*quicConn
+	var revoke []endpointConn
 	var reasons []string
-	for c := range e.conns {
+	for ec := range e.conns {
+		c := ec.meta()
 		rt, ok := e.routes[c.alpn]
 		if !ok {
 			continue
 		}
 		now := e.resolve(c.remoteID)
 		if err := rt.acl.Check(now); err != nil {
-			revoke = append(revoke, c)
+			revoke = append(revoke, ec)
 			reasons = append(reasons, fmt.Sprintf("peer not authorized for %s: %s", c.alpn, err.Error()))
 		} else if c.ident != nil && !c.ident.Equal(now) {
-			revoke = append(revoke, c)
+			revoke = append(revoke, ec)
 			reasons = append(reasons, "peer access changed; reconnect")
 		}
 	}
 	e.mu.Unlock()
 	for i, c := range revoke {
-		e.log.Warn("connection revoked", "alpn", c.alpn, "peer", peerName(c.remoteID), "remote", c.qc.RemoteAddr().String(), "reason", reasons[i])
+		m := c.meta()
+		e.log.Warn("connection revoked", "alpn", m.alpn, "peer", peerName(m.remoteID), "remote", c.RemoteAddr().String(), "reason", reasons[i])
 		_ = c.Close(CodeRevoked, reasons[i])
 	}
 	return len(revoke)
@@ -603,7 +656,7 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 	// Closing says goodbye to every peer, dialed ones included, so that
 	// none waits out its idle timeout.
 	e.mu.Lock()
-	conns := make([]*quicConn, 0, len(e.conns)+len(e.dialed))
+	conns := make([]endpointConn, 0, len(e.conns)+len(e.dialed))
 	for c := range e.conns {
 		conns = append(conns, c)
 	}
@@ -620,6 +673,15 @@ func (e *Endpoint) shutdown(ctx context.Context, waitServe bool) error {
 	e.closeOnce.Do(func() {
 		if ln != nil {
 			_ = ln.Close()
+		}
+		if e.tcpLn != nil {
+			_ = e.tcpLn.Close()
+			e.mu.Lock()
+			for raw := range e.tcpPending {
+				_ = raw.Close()
+			}
+			e.mu.Unlock()
+			e.tcpWG.Wait()
 		}
 		_ = e.tr.Close()
 		_ = e.udp.Close()

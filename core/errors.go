@@ -27,6 +27,16 @@ var (
 	// ErrNodeIDMismatch is returned by Dial when the remote key is not the
 	// pinned node id.
 	ErrNodeIDMismatch = errors.New("alknet: remote key does not match the dialed node id")
+	// ErrSingleStream is returned by OpenStream on the server side of a
+	// TCP+TLS connection, and by a second OpenStream on its client side:
+	// such a connection carries exactly one stream.
+	ErrSingleStream = errors.New("alknet: tcp connection carries a single stream")
+	// ErrNoTCP is returned by DialTCP when the remote has no TCP listener
+	// or does not serve the ALPN over TCP.
+	ErrNoTCP = errors.New("alknet: node does not serve this alpn over tcp")
+	// ErrTLSCert reports a public certificate or key file that cannot be
+	// used.
+	ErrTLSCert = errors.New("alknet: unusable tls certificate")
 )
 
 // Connection close codes sent in a QUIC application close.

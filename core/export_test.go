@@ -36,3 +36,15 @@ func StatelessResetKeyOf(k SecretKey) [32]byte { return statelessResetKey(k) }
 
 // SourceKey returns what the per-address cap counts for addr.
 func SourceKey(addr net.Addr) netip.Addr { return remoteIP(addr) }
+
+// TCPHandshakesInProgress returns the number of TCP connections still in
+// their TLS handshake.
+func TCPHandshakesInProgress(e *Endpoint) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.tcpPending)
+}
+
+// EncodeStatus and ParseStatus expose the TCP status record.
+func EncodeStatus(code uint64, reason string) []byte   { return encodeStatus(code, reason) }
+func ParseStatus(b []byte) (int, uint64, string, bool) { return parseStatus(b) }

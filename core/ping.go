@@ -17,6 +17,10 @@ type Ping struct{}
 // ALPN implements ProtocolHandler.
 func (Ping) ALPN() []string { return []string{PingALPN} }
 
+// SingleStream implements SingleStreamer: ping serves each stream on its
+// own, so it works over TCP+TLS.
+func (Ping) SingleStream() bool { return true }
+
 // ServeConn implements ProtocolHandler.
 func (Ping) ServeConn(ctx context.Context, conn Conn) error {
 	var wg sync.WaitGroup
@@ -39,4 +43,7 @@ func (Ping) ServeConn(ctx context.Context, conn Conn) error {
 	}
 }
 
-var _ ProtocolHandler = Ping{}
+var (
+	_ ProtocolHandler = Ping{}
+	_ SingleStreamer  = Ping{}
+)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 // selfSignedCert makes a fresh in-memory X.509 certificate for key. It only
@@ -61,11 +63,14 @@ func peerNodeID(rawCerts [][]byte) (NodeID, error) {
 }
 
 // serverTLS returns the listening TLS config. nextProtos is called per
-// handshake so that handlers registered after Serve are offered too.
-func serverTLS(cert tls.Certificate, nextProtos func() []string) *tls.Config {
+// handshake so that handlers registered after Serve are offered too. A
+// ClientHello whose server name matches a public certificate of certs gets
+// that certificate and is not asked for a client certificate; every other
+// one gets the node's ed25519 certificate.
+func serverTLS(certs *certSet, nextProtos func() []string) *tls.Config {
 	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
+		Certificates: []tls.Certificate{certs.node},
 		// A client may show no certificate: it is anonymous and reaches
 		// only open ALPNs. One that shows a certificate is verified.
 		ClientAuth: tls.RequestClientCert,
@@ -78,10 +83,31 @@ func serverTLS(cert tls.Certificate, nextProtos func() []string) *tls.Config {
 		},
 		SessionTicketsDisabled: true,
 	}
-	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if certs.acmeChallenge(hello.SupportedProtos) {
+			// A TLS-ALPN-01 validation: the CA's handshake only checks
+			// the token certificate; the connection then finds no
+			// handler and is closed.
+			return &tls.Config{
+				MinVersion:             tls.VersionTLS12,
+				NextProtos:             []string{acme.ALPNProto},
+				GetCertificate:         certs.acme.GetCertificate,
+				SessionTicketsDisabled: true,
+			}, nil
+		}
 		c := base.Clone()
 		c.GetConfigForClient = nil
 		c.NextProtos = nextProtos()
+		if pub := certs.public(hello.ServerName); pub != nil {
+			c.Certificates = []tls.Certificate{*pub}
+			// Public-name clients (browsers, resolvers) are anonymous;
+			// asking them for a certificate would only prompt users.
+			c.ClientAuth = tls.NoClientCert
+		} else if certs.acmeFor(hello.ServerName) {
+			c.Certificates = nil
+			c.GetCertificate = certs.acme.GetCertificate
+			c.ClientAuth = tls.NoClientCert
+		}
 		return c, nil
 	}
 	return base

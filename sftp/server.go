@@ -68,6 +68,10 @@ func New(cfg Config) (*Server, error) {
 // ALPN implements core.ProtocolHandler.
 func (s *Server) ALPN() []string { return []string{ALPN} }
 
+// SingleStream implements core.SingleStreamer: each stream is one session, so the
+// server works over a TCP+TLS connection too.
+func (s *Server) SingleStream() bool { return true }
+
 // Root returns the absolute path of the directory sessions are jailed in.
 func (s *Server) Root() string { return s.root }
 

@@ -86,6 +86,10 @@ func New(cfg Config) (*Server, error) {
 // ALPN implements core.ProtocolHandler.
 func (s *Server) ALPN() []string { return []string{ALPN} }
 
+// SingleStream implements core.SingleStreamer: each stream is one SSH connection, so the
+// server works over a TCP+TLS connection too.
+func (s *Server) SingleStream() bool { return true }
+
 // HostKey returns the SSH host key: the node key's public half.
 func (s *Server) HostKey() gossh.PublicKey {
 	pk, _ := gossh.NewPublicKey(ed25519.PublicKey(s.cfg.HostKey.NodeID().PublicKey()))

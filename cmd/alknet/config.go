@@ -29,6 +29,12 @@ type fileConfig struct {
 	Owner ownerConfig `toml:"owner"`
 	// Limits override the endpoint's limits; zero keeps core's default.
 	Limits limitsConfig `toml:"limits"`
+	TLS    []tlsPair    `toml:"tls"`
+	ACME   acmeConfig   `toml:"acme"`
+
+	noTCP    bool             // serve --no-tcp
+	tlsCerts []core.CertFiles // [[tls]] and --tls-cert/--tls-key, resolved
+	acme     *core.ACMEConfig // [acme] and --acme-domain, resolved
 }
 
 // limitsConfig is the [limits] section: core.Config's connection limits.

@@ -17,6 +17,7 @@ const defaultDialTimeout = 10 * time.Second
 type dialer struct {
 	ep      *core.Endpoint
 	timeout time.Duration
+	tcp     bool // dial over TCP+TLS instead of QUIC
 }
 
 // newDialer makes a client endpoint on an ephemeral port.
@@ -46,7 +47,11 @@ func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn,
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	c, err := d.ep.Dial(ctx, a, alpn)
+	dial := d.ep.Dial
+	if d.tcp {
+		dial = d.ep.DialTCP
+	}
+	c, err := dial(ctx, a, alpn)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("dial %s: no answer within %s (node unreachable?)", a, d.timeout)

@@ -15,6 +15,7 @@ const pipeBuf = 256 << 10
 
 func newPipeCmd(g *globals) *cobra.Command {
 	var alpn, keyFile string
+	var tcp bool
 	cmd := &cobra.Command{
 		Use:   "pipe --alpn ALPN ADDR",
 		Short: "Connect stdin/stdout to one stream of a node's protocol",
@@ -24,6 +25,9 @@ have finished. It is what OpenSSH's ProxyCommand and sftp -D run:
 
   ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh ADDR' host
   sftp -D 'alknet pipe --alpn alknet/sftp ADDR'
+
+--tcp dials TCP+TLS on the same port number instead of QUIC, for networks
+that block UDP; the node id is pinned the same way.
 
 --key takes a PKCS#8 or OpenSSH ed25519 private key (for example
 ~/.ssh/id_ed25519), so one key authenticates both the QUIC and the SSH layer.`,
@@ -38,6 +42,7 @@ have finished. It is what OpenSSH's ProxyCommand and sftp -D run:
 				return err
 			}
 			defer d.Close()
+			d.tcp = tcp
 			c, err := d.dial(cmd.Context(), args[0], alpn)
 			if err != nil {
 				return err
@@ -52,6 +57,7 @@ have finished. It is what OpenSSH's ProxyCommand and sftp -D run:
 		},
 	}
 	cmd.Flags().StringVar(&alpn, "alpn", "", "protocol to speak, e.g. alknet/ssh (required)")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "dial over TCP+TLS instead of QUIC (where UDP is blocked)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
 	return cmd
 }

@@ -50,6 +50,7 @@ func serviceBuilders() []func(env *serveEnv) (*service, error) {
 func newServeCmd(g *globals) *cobra.Command {
 	var listen, configPath string
 	var drain time.Duration
+	var pub publicFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node: serve every protocol on one UDP port",
@@ -72,7 +73,15 @@ peers allowed in:
   [[peers]]
   id = "laptop"
   fingerprints = ["ed25519:<64 hex>"]
-  scopes = ["ssh", "sftp"]`,
+  scopes = ["ssh", "sftp"]
+
+It also listens on TCP+TLS on the same port number (--no-tcp turns that
+off) for networks that block UDP. --tls-cert/--tls-key (or [[tls]] tables
+with cert and key in config.toml) add ordinary X.509 certificates that
+clients asking for one of their DNS names (SNI) get; everyone else gets the
+node's ed25519 certificate. --acme-domain (or [acme] domains = [...])
+gets certificates from Let's Encrypt through TLS-ALPN-01, which needs the
+node on port 443; they are kept in <data>/acme.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			explicit := configPath != ""
@@ -81,6 +90,9 @@ peers allowed in:
 			}
 			cfg, err := loadConfig(configPath, explicit)
 			if err != nil {
+				return err
+			}
+			if err := pub.apply(&cfg, configPath, g.path("acme")); err != nil {
 				return err
 			}
 			if listen == "" {
@@ -95,6 +107,7 @@ peers allowed in:
 	cmd.Flags().StringVar(&listen, "listen", "", "UDP address to listen on (default 0.0.0.0:4433)")
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (default <data>/config.toml)")
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "how long to wait for open connections on shutdown")
+	pub.register(cmd)
 	return cmd
 }
 
@@ -133,6 +146,9 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 		SecretKey:  key,
 		Identities: env.peers,
 		Logger:     log,
+		ListenTCP:  !cfg.noTCP,
+		TLSCerts:   cfg.tlsCerts,
+		ACME:       cfg.acme,
 	}
 	cfg.Limits.apply(&epCfg)
 	ep, err := core.NewEndpoint(epCfg)

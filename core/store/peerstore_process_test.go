@@ -154,7 +154,7 @@ func TestPeerStoreLiveAcrossProcesses(t *testing.T) {
 	_, stdin, out := psChild(t, "serve", path)
 
 	// Unknown: refused.
-	requireRefused(t, cli, srv, "authentication required")
+	requireRefused(t, cli, srv, core.CodeForbidden, "authentication required")
 
 	// Added by the other process: visible within 1 s, no restart.
 	started := psCommand(t, stdin, out, "add laptop "+fp+" echo")
@@ -180,7 +180,7 @@ func TestPeerStoreLiveAcrossProcesses(t *testing.T) {
 	assert.Equal(t, core.CodeRevoked, ce.Code)
 	assert.Contains(t, ce.Reason, "authentication required")
 	assert.True(t, ce.Remote)
-	requireRefused(t, cli, srv, "authentication required")
+	requireRefused(t, cli, srv, core.CodeForbidden, "authentication required")
 
 	// Disabled in the other process: the same.
 	psCommand(t, stdin, out, "add laptop "+fp+" echo")
@@ -199,12 +199,12 @@ func TestPeerStoreLiveAcrossProcesses(t *testing.T) {
 	ce, ok = core.AsCloseError(err)
 	require.True(t, ok, "want an application close, got %v", err)
 	assert.Equal(t, core.CodeRevoked, ce.Code)
-	requireRefused(t, cli, srv, "authentication required")
+	requireRefused(t, cli, srv, core.CodeRevoked, "access revoked: this key's peer entry is disabled on the node")
 }
 
 // requireRefused dials the gated ALPN and expects the server to close the
-// connection with CodeForbidden and a reason containing reason.
-func requireRefused(t *testing.T, cli, srv *core.Endpoint, reason string) {
+// connection with code and a reason containing reason.
+func requireRefused(t *testing.T, cli, srv *core.Endpoint, code uint64, reason string) {
 	t.Helper()
 	c, err := cli.Dial(psCtx(t), srv.Addr(), core.PingALPN)
 	if err == nil {
@@ -212,7 +212,7 @@ func requireRefused(t *testing.T, cli, srv *core.Endpoint, reason string) {
 	}
 	ce, ok := core.AsCloseError(err)
 	require.True(t, ok, "want an application close, got %v", err)
-	assert.Equal(t, core.CodeForbidden, ce.Code)
+	assert.Equal(t, code, ce.Code)
 	assert.Contains(t, ce.Reason, reason)
 }
 
