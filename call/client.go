@@ -95,6 +95,22 @@ func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*
 	if err != nil {
 		return nil, err
 	}
+	return dialed(conn, cfg), nil
+}
+
+// DialTCP is Dial over the node's TCP+TLS listener (same pinning, same
+// gate), for networks that block UDP. The connection has one stream, so
+// every call is multiplexed on it; the remote cannot call back on it.
+func DialTCP(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*Peer, error) {
+	conn, err := ep.DialTCP(ctx, addr, ALPN)
+	if err != nil {
+		return nil, err
+	}
+	return dialed(conn, cfg), nil
+}
+
+// dialed wraps a connection this side dialed and serves cfg.Registry on it.
+func dialed(conn core.Conn, cfg Config) *Peer {
 	if cfg.Access.IsOpen() {
 		cfg.Access = core.AccessControl{RequiredScopes: []string{"call"}}
 	}
@@ -105,7 +121,7 @@ func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr, cfg Config) (*
 		defer close(p.serveDone)
 		_ = p.Serve(conn.Context())
 	}()
-	return p, nil
+	return p
 }
 
 // Conn returns the underlying connection.

@@ -35,6 +35,10 @@ func NewServer(cfg Config) (*Server, error) {
 // ALPN implements core.ProtocolHandler.
 func (s *Server) ALPN() []string { return []string{ALPN} }
 
+// SingleStream implements core.SingleStreamer: calls are correlated by id,
+// so a connection with one stream (the TCP+TLS listener) carries them all.
+func (s *Server) SingleStream() bool { return true }
+
 // Registry returns the registry the server serves.
 func (s *Server) Registry() *Registry { return s.cfg.Registry }
 
@@ -610,4 +614,7 @@ func marshalJSON(v any) (json.RawMessage, error) {
 	return json.RawMessage(s[:len(s)-1]), nil
 }
 
-var _ core.ProtocolHandler = (*Server)(nil)
+var (
+	_ core.ProtocolHandler = (*Server)(nil)
+	_ core.SingleStreamer  = (*Server)(nil)
+)

@@ -105,6 +105,10 @@ func (c *tcpConn) RemoteAddr() net.Addr     { return c.raw.RemoteAddr() }
 func (c *tcpConn) Identity() *Identity      { return c.ident }
 func (c *tcpConn) Context() context.Context { return c.ctx }
 
+// SingleStream reports that the connection carries one stream, so that a
+// protocol client (call's Peer) multiplexes over it.
+func (c *tcpConn) SingleStream() bool { return true }
+
 // AcceptStream returns the connection's stream once on the server side;
 // later calls, and every call on the client side, wait until the
 // connection closes, ctx ends or the endpoint drains.

@@ -18,7 +18,7 @@ import (
 
 func newCallCmd(g *globals) *cobra.Command {
 	var keyFile, tokenFile string
-	var asJSON bool
+	var asJSON, tcp bool
 	cmd := &cobra.Command{
 		Use:   "call ADDR OP [JSON]",
 		Short: "Run an operation of a node's call protocol (alknet/call)",
@@ -76,6 +76,7 @@ node then authorizes the token's peer instead of this key.`,
 				return err
 			}
 			defer d.Close()
+			d.tcp = tcp
 			conn, err := d.dial(ctx, addr, call.ALPN)
 			if err != nil {
 				return err
@@ -88,6 +89,7 @@ node then authorizes the token's peer instead of this key.`,
 	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding a bearer token to send as auth_token")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print outputs compact, one JSON value per line")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "dial over TCP+TLS instead of QUIC (where UDP is blocked); calls share the connection's one stream")
 	return cmd
 }
 

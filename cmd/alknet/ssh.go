@@ -100,7 +100,7 @@ func sshService(env *serveEnv) (*service, error) {
 
 func newSSHConfigCmd(g *globals) *cobra.Command {
 	var name, keyFile string
-	var knownHostsOnly, install bool
+	var knownHostsOnly, install, tcp bool
 	cmd := &cobra.Command{
 		Use:   "ssh-config ADDR",
 		Short: "Print an OpenSSH Host block for a node and record its host key",
@@ -153,6 +153,9 @@ or ssh:listen for what it may do.`,
 			if err != nil {
 				return err
 			}
+			if _, err := os.Stat(key); err != nil {
+				return fmt.Errorf("--key %s: %w (make one with ssh-keygen -t ed25519)", keyFile, errors.Unwrap(err))
+			}
 			data, err := filepath.Abs(g.dataDir)
 			if err != nil {
 				return err
@@ -162,7 +165,7 @@ or ssh:listen for what it may do.`,
 			if err != nil {
 				return fmt.Errorf("find own binary: %w", err)
 			}
-			block, err := sshHostBlock(name, self, key, knownHosts, addr)
+			block, err := sshHostBlock(name, self, key, knownHosts, addr, tcp)
 			if err != nil {
 				return err
 			}
@@ -201,12 +204,13 @@ or ssh:listen for what it may do.`,
 	cmd.Flags().StringVar(&keyFile, "key", "", "OpenSSH ed25519 private key for both layers (default ~/.ssh/id_ed25519)")
 	cmd.Flags().BoolVar(&knownHostsOnly, "known-hosts", false, "print only the known_hosts line, write nothing")
 	cmd.Flags().BoolVar(&install, "install", false, "write the Host block into ~/.ssh/config (replacing one an earlier --install wrote) instead of printing it")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "reach the node over its TCP+TLS listener (where UDP is blocked): the ProxyCommand runs pipe --tcp")
 	return cmd
 }
 
 // sshHostBlock is the ssh_config text for one node: a comment line, the
 // Host block and a blank line.
-func sshHostBlock(name, self, key, knownHosts string, addr core.Addr) (string, error) {
+func sshHostBlock(name, self, key, knownHosts string, addr core.Addr, tcp bool) (string, error) {
 	keyWord, err := sshConfigPath(key)
 	if err != nil {
 		return "", fmt.Errorf("--key: %w", err)
@@ -215,10 +219,11 @@ func sshHostBlock(name, self, key, knownHosts string, addr core.Addr) (string, e
 	if err != nil {
 		return "", fmt.Errorf("data directory: %w", err)
 	}
-	proxy := strings.Join([]string{
-		sshConfigWord(self), "--log-level", "error", "pipe", "--alpn", alkssh.ALPN,
-		"--key", sshConfigWord(key), addr.String(),
-	}, " ")
+	words := []string{sshConfigWord(self), "--log-level", "error", "pipe", "--alpn", alkssh.ALPN}
+	if tcp {
+		words = append(words, "--tcp")
+	}
+	proxy := strings.Join(append(words, "--key", sshConfigWord(key), addr.String()), " ")
 	var b strings.Builder
 	fmt.Fprintf(&b, "# alknet node %s (written by alknet ssh-config)\n", addr.ID)
 	fmt.Fprintf(&b, "Host %s\n", name)

@@ -153,3 +153,37 @@ func TestServeRejectsBadTLSFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestCallTCP: alknet call --tcp reaches the node's call service over the
+// TCP+TLS listener (the owner's key, from the node's own data directory).
+func TestCallTCP(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "server")
+	n := startNode(t, data, "")
+	id, _, _ := strings.Cut(n.Addr, "@")
+	r := runCLI(t, nil, "--data", data, "call", "--tcp", "--json", n.Addr, "node/info")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, `{"id":"`+id+`"`), r.stdout)
+
+	quicOnly := startNode(t, filepath.Join(t.TempDir(), "quic-only"), "", "--no-tcp")
+	r = runCLI(t, nil, "--data", data, "call", "--tcp", quicOnly.Addr, "node/info")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "connection refused")
+}
+
+// TestSSHConfigTCPAndMissingKey: ssh-config --tcp puts pipe --tcp in the
+// ProxyCommand, and a --key that does not exist is an error, not a config.
+func TestSSHConfigTCPAndMissingKey(t *testing.T) {
+	addr, err := core.ParseAddr(strings.Repeat("y", 52) + "@127.0.0.1:4433")
+	require.NoError(t, err)
+	for _, tcp := range []bool{false, true} {
+		block, err := sshHostBlock("box", "/bin/alknet", "/k/id", "/d/known_hosts", addr, tcp)
+		require.NoError(t, err)
+		assert.Equal(t, tcp, strings.Contains(block, " pipe --alpn alknet/ssh --tcp --key /k/id "), block)
+	}
+	dir := t.TempDir()
+	r := runCLI(t, nil, "--data", filepath.Join(dir, "d"), "ssh-config", "--key", filepath.Join(dir, "nope"), addr.String())
+	assert.NotEqual(t, 0, r.code)
+	assert.Empty(t, r.stdout, "no config is printed")
+	assert.Contains(t, r.stderr, "nope: no such file or directory (make one with ssh-keygen -t ed25519)")
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+}
