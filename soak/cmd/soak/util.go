@@ -377,11 +377,13 @@ func (s *suite) initData(ctx context.Context, dir string) (string, error) {
 	return s.mustCLI(ctx, "--data", dir, "id", "--fingerprint")
 }
 
-// addPeers adds the fingerprints with `alknet peer add`, at most 64 keys
-// per peer entry (the store's limit), named prefix-0, prefix-1, ...
+// addPeers adds the fingerprints with `alknet peer add`, one peer entry
+// per key, named prefix-0, prefix-1, ...
 func (s *suite) addPeers(ctx context.Context, data, prefix string, fps []string, scopes ...string) error {
+	// One peer per key, as an operator adds clients: per-peer caps (sftp
+	// sessions and handles, connections per peer) then apply per client.
 	for i := 0; len(fps) > 0; i++ {
-		n := min(len(fps), 64)
+		const n = 1
 		args := []string{"--data", data, "peer", "add", fmt.Sprintf("%s-%d", prefix, i)}
 		for _, fp := range fps[:n] {
 			args = append(args, "--fingerprint", fp)
