@@ -1,7 +1,7 @@
 # Root build of the alknet workspace. `go test ./...` does not span a
 # workspace, so every target walks the modules listed in go.work.
 MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
-GOFLAGS_TEST ?= -race -count=1 -timeout 15m
+GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
 .PHONY: test vet build fuzz bench tidy release-check release soak
 
