@@ -553,20 +553,29 @@ func (e *Endpoint) Dial(ctx context.Context, addr Addr, alpn string) (Conn, erro
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrNodeIDMismatch)
 	}
 	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, remoteID: id, ident: e.resolve(id)}}
+	if err := e.trackDialed(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// trackDialed registers a connection this endpoint dialed, so that Close
+// and Shutdown end it, and forgets it once it ends.
+func (e *Endpoint) trackDialed(c endpointConn) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		_ = c.Close(CodeShutdown, "endpoint shutting down")
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	e.dialed[c] = struct{}{}
 	e.mu.Unlock()
-	context.AfterFunc(qc.Context(), func() {
+	context.AfterFunc(c.Context(), func() {
 		e.mu.Lock()
 		delete(e.dialed, c)
 		e.mu.Unlock()
 	})
-	return c, nil
+	return nil
 }
 
 // Reauthorize re-resolves the identity of every live accepted connection and

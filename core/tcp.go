@@ -469,19 +469,9 @@ func (e *Endpoint) DialTCP(ctx context.Context, addr Addr, alpn string) (Conn, e
 	c := newTCPConn(tc, raw, alpn, true, nil)
 	c.remoteID = id
 	c.ident = e.resolve(id)
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		_ = c.Close(CodeShutdown, "endpoint shutting down")
-		return nil, ErrClosed
+	if err := e.trackDialed(c); err != nil {
+		return nil, err
 	}
-	e.dialed[c] = struct{}{}
-	e.mu.Unlock()
-	context.AfterFunc(c.ctx, func() {
-		e.mu.Lock()
-		delete(e.dialed, c)
-		e.mu.Unlock()
-	})
 	return c, nil
 }
 
