@@ -21,6 +21,7 @@ type fileConfig struct {
 	Peers  []configPeer `toml:"peers"`
 	SFTP   sftpConfig   `toml:"sftp"`
 	SSH    sshConfig    `toml:"ssh"`
+	Git    gitConfig    `toml:"git"`
 }
 
 type configPeer struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/store"
+	"github.com/alkdev/alknet/git"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +27,7 @@ type serveEnv struct {
 	// or revoked reaches them.
 	peers   *store.PeerStore
 	closers []func() error
+	git     *git.Server // shared by alknet/git and the ssh exec hook
 }
 
 // service is one handler the binary serves and the gate in front of it.
@@ -42,6 +44,7 @@ func serviceBuilders() []func(env *serveEnv) (*service, error) {
 		sftpService,
 		sshService,
 		callService,
+		gitService,
 	}
 }
 
