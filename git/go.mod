@@ -7,6 +7,7 @@ require github.com/alkdev/alknet/core v0.1.0
 require (
 	github.com/go-git/go-billy/v6 v6.0.0-beta.1
 	github.com/go-git/go-git/v6 v6.0.0-beta.1
+	github.com/stretchr/testify v1.12.1
 )
 
 require (
@@ -19,6 +20,7 @@ require (
 	github.com/pjbgf/sha1cd v0.7.0 // indirect
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/sergi/go-diff v1.4.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
