@@ -27,6 +27,12 @@ type Config struct {
 	// SkipDeltaCompression sends packs without computing new deltas: faster
 	// for the server, larger on the wire. False computes deltas.
 	SkipDeltaCompression bool
+	// SystemGit, when set, is the path of a git binary that serves fetches
+	// and clones ("git upload-pack --strict <repo>") instead of go-git: it
+	// reuses the repository's packs and deltas and is several times faster
+	// on large histories. Pushes always go through go-git, which enforces
+	// Protected. Empty means go-git for everything.
+	SystemGit string
 }
 
 // validate checks the fields that can be wrong.

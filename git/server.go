@@ -179,6 +179,9 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	if !exists {
 		return refuse(ErrNotFound, "repository not found: %s", name)
 	}
+	if service == UploadPack && s.cfg.SystemGit != "" {
+		return s.systemUploadPack(ctx, dir, protocol, r, w)
+	}
 	st := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
 	defer st.Close()
 	rc := io.NopCloser(r)

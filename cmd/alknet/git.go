@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/alkdev/alknet/core"
@@ -21,6 +22,9 @@ type gitConfig struct {
 	Protected []string `toml:"protected"`
 	// Disabled turns the service (and git over ssh) off.
 	Disabled bool `toml:"disabled"`
+	// Backend serves fetches: "go-git" (default, embedded) or "system"
+	// (git upload-pack from PATH; pushes stay on go-git).
+	Backend string `toml:"backend"`
 }
 
 // newGitServer builds the git backend from the [git] section, once per
@@ -34,7 +38,19 @@ func newGitServer(env *serveEnv) (*git.Server, error) {
 	if root == "" {
 		root = env.g.path("repos")
 	}
-	srv, err := git.New(git.Config{Root: root, Logger: env.log, Protected: c.Protected})
+	gcfg := git.Config{Root: root, Logger: env.log, Protected: c.Protected}
+	switch c.Backend {
+	case "", "go-git":
+	case "system":
+		p, err := exec.LookPath("git")
+		if err != nil {
+			return nil, fmt.Errorf("config [git] backend = \"system\": %w", err)
+		}
+		gcfg.SystemGit = p
+	default:
+		return nil, fmt.Errorf("config [git] backend: %q is neither \"go-git\" nor \"system\"", c.Backend)
+	}
+	srv, err := git.New(gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("config [git]: %w", err)
 	}
