@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,4 +297,66 @@ backend = "system"`)
 	cnt := strings.TrimSpace(g.must(got, "rev-list", "--all", "--count"))
 	assert.NotEqual(t, "0", cnt)
 	t.Logf("cloned %s commits", cnt)
+}
+
+// TestGitOverSSH clones, pushes and is refused over alknet's ssh with the
+// Host block of alknet ssh-config, through the same backend and rules.
+func TestGitOverSSH(t *testing.T) {
+	requireGit(t)
+	needBinary(t, "ssh", "openssh-client")
+	dir := t.TempDir()
+	alice := newSSHKey(t, dir, "alice")
+	bob := newSSHKey(t, dir, "bob")
+	cfg := fmt.Sprintf(`[[peers]]
+id = "alice"
+fingerprints = [%q]
+scopes = ["ssh", "git"]
+resources = { "git:repo/*" = ["read", "write", "create"] }
+
+[[peers]]
+id = "bob"
+fingerprints = [%q]
+scopes = ["ssh"]
+resources = { "git:repo/site" = ["read"] }
+`, alice.fp, bob.fp)
+	n := startNode(t, filepath.Join(dir, "node"), cfg)
+	sshCmd := func(key sshKey) string {
+		r := runCLI(t, nil, "ssh-config", "--name", "box", "--key", key.path, n.Addr)
+		require.Equal(t, 0, r.code, r.stderr)
+		hostBlock, _, ok := strings.Cut(r.stdout, "# ~/.ssh/known_hosts")
+		require.True(t, ok, r.stdout)
+		var kh string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, " ssh-ed25519 AAAA") {
+				kh = l + "\n"
+			}
+		}
+		cfgPath := filepath.Join(dir, filepath.Base(key.path)+".ssh_config")
+		khPath := filepath.Join(dir, filepath.Base(key.path)+".known_hosts")
+		require.NoError(t, os.WriteFile(cfgPath, []byte(hostBlock), 0o600))
+		require.NoError(t, os.WriteFile(khPath, []byte(kh), 0o600))
+		return "ssh -F " + cfgPath + " -o UserKnownHostsFile=" + khPath + " -o StrictHostKeyChecking=yes -o BatchMode=yes"
+	}
+	g := newGitEnv(t, filepath.Join(dir, "unused"))
+	g.env = append(g.env, "GIT_SSH_COMMAND="+sshCmd(alice))
+
+	a := t.TempDir()
+	g.must(a, "init", "-q", "-b", "main")
+	g.commits(a, 3, "a.txt")
+	g.must(a, "push", "-q", "box:site.git", "main")
+	work := t.TempDir()
+	g.must(work, "clone", "-q", "box:site.git", "c")
+	c := filepath.Join(work, "c")
+	assert.Equal(t, g.rev(a, "main"), g.rev(c, "HEAD"))
+	g.commits(c, 20, "c.txt")
+	g.must(c, "push", "-q", "origin", "HEAD:main")
+	g.must(a, "pull", "-q", "box:/site.git", "main")
+	assert.Equal(t, g.rev(c, "HEAD"), g.rev(a, "HEAD"))
+
+	// bob has read on site but not the git scope: refused with a message.
+	bg := newGitEnv(t, filepath.Join(dir, "unused"))
+	bg.env = append(bg.env, "GIT_SSH_COMMAND="+sshCmd(bob))
+	out, ok := bg.run(work, "clone", "box:site.git", "b")
+	assert.False(t, ok)
+	assert.Contains(t, out, "alknet: peer not authorized for alknet/git: missing scope git")
 }
