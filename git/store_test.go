@@ -95,3 +95,39 @@ func TestResolveStaysInRoot(t *testing.T) {
 	require.NoError(t, s.remove("team/a.git"))
 	assert.ErrorIs(t, s.remove("team/a.git"), ErrNotFound)
 }
+
+func TestManage(t *testing.T) {
+	srv, err := New(Config{Root: t.TempDir()})
+	require.NoError(t, err)
+	admin := &core.Identity{ID: "a", Resources: map[string][]string{"git:repo/*": {"read", "write", "create"}}}
+	reader := &core.Identity{ID: "r", Resources: map[string][]string{"git:repo/team/*": {"read"}}}
+	for _, n := range []string{"team/a", "team/b.git", "other.git"} {
+		_, err := srv.Create(admin, n)
+		require.NoError(t, err, n)
+	}
+	_, err = srv.Create(admin, "team/a.git")
+	assert.ErrorIs(t, err, ErrExists)
+	_, err = srv.Create(reader, "team/c.git")
+	assert.ErrorIs(t, err, ErrForbidden)
+	assert.EqualError(t, err, "alknet/git: peer not authorized for git:repo/team/c: create")
+	_, err = srv.Create(admin, "../x.git")
+	assert.ErrorIs(t, err, ErrBadName)
+
+	all, err := srv.List(admin)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"other.git", "team/a.git", "team/b.git"}, all)
+	mine, err := srv.List(reader)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"team/a.git", "team/b.git"}, mine)
+
+	_, err = srv.Remove(reader, "team/a.git")
+	assert.ErrorIs(t, err, ErrForbidden)
+	name, err := srv.Remove(admin, "team/a")
+	require.NoError(t, err)
+	assert.Equal(t, "team/a.git", name)
+	_, err = srv.Remove(admin, "team/a")
+	assert.ErrorIs(t, err, ErrNotFound)
+	mine, err = srv.List(reader)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"team/b.git"}, mine)
+}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/git"
 	alkssh "github.com/alkdev/alknet/ssh"
@@ -129,7 +132,12 @@ The helper dials with the identity of the data directory (ALKNET_DATA, else
 the default). Access is per repository: resources git:repo/<name> (or a
 namespace git:repo/team/*) with actions read, write and create.`,
 	}
-	cmd.AddCommand(newGitInstallHelperCmd(g))
+	cmd.AddCommand(
+		newGitInstallHelperCmd(g),
+		gitManageCmd(g, "ls ADDR", "List the repositories you may read (call git/list)", "git/list", 1),
+		gitManageCmd(g, "create ADDR NAME", "Create an empty repository (call git/create)", "git/create", 2),
+		gitManageCmd(g, "rm ADDR NAME", "Delete a repository (call git/rm)", "git/rm", 2),
+	)
 	return cmd
 }
 
@@ -195,4 +203,124 @@ func runGitHelper(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return 128
 	}
 	return 0
+}
+
+// gitRepoInput names a repository in git/create and git/rm.
+type gitRepoInput struct {
+	Name string `json:"name" jsonschema:"repository name, e.g. team/app.git"`
+}
+
+// gitRepoOutput is the clean name of the repository acted on.
+type gitRepoOutput struct {
+	Name string `json:"name"`
+}
+
+// gitListOutput lists the repositories the caller may read.
+type gitListOutput struct {
+	Repos []string `json:"repos"`
+}
+
+// registerGitOps adds git/list, git/create and git/rm to the call registry;
+// each needs scope git and checks the repository resources of the caller.
+func registerGitOps(env *serveEnv, reg *call.Registry) error {
+	if env.cfg.Git.Disabled {
+		return nil
+	}
+	srv, err := newGitServer(env)
+	if err != nil {
+		return err
+	}
+	acl := core.AccessControl{RequiredScopes: []string{git.Scope}}
+	caller := func(ctx context.Context) *core.Identity {
+		if c := call.CallerFromContext(ctx); c != nil {
+			return c.Identity
+		}
+		return nil
+	}
+	call.Query(reg, "git/list", func(ctx context.Context, _ struct{}) (gitListOutput, error) {
+		repos, err := srv.List(caller(ctx))
+		if err != nil {
+			return gitListOutput{}, gitCallError(err)
+		}
+		return gitListOutput{Repos: repos}, nil
+	}, call.Options{Description: "The git repositories the caller may read.", Access: acl})
+	call.Mutation(reg, "git/create", func(ctx context.Context, in gitRepoInput) (gitRepoOutput, error) {
+		name, err := srv.Create(caller(ctx), in.Name)
+		if err != nil {
+			return gitRepoOutput{}, gitCallError(err)
+		}
+		return gitRepoOutput{Name: name}, nil
+	}, call.Options{Description: "Create an empty bare repository (needs the create action on git:repo/<name>).", Access: acl})
+	call.Mutation(reg, "git/rm", func(ctx context.Context, in gitRepoInput) (gitRepoOutput, error) {
+		name, err := srv.Remove(caller(ctx), in.Name)
+		if err != nil {
+			return gitRepoOutput{}, gitCallError(err)
+		}
+		return gitRepoOutput{Name: name}, nil
+	}, call.Options{Description: "Delete a repository (needs the create and write actions on git:repo/<name>).", Access: acl})
+	return nil
+}
+
+// gitCallError maps git errors to call error codes.
+func gitCallError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "alknet/git: ")
+	switch {
+	case errors.Is(err, git.ErrForbidden):
+		return call.NewError(call.CodeForbidden, "%s", msg)
+	case errors.Is(err, git.ErrNotFound):
+		return call.NewError(call.CodeNotFound, "%s", msg)
+	case errors.Is(err, git.ErrBadName), errors.Is(err, git.ErrExists):
+		return call.NewError(call.CodeInvalidInput, "%s", msg)
+	}
+	return err
+}
+
+// gitManageCmd runs one git/* operation on ADDR and prints the result.
+func gitManageCmd(g *globals, use, short, op string, nargs int) *cobra.Command {
+	var keyFile string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactArgs(nargs, "git "+use),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			d, err := g.newDialer(keyFile)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			conn, err := d.dial(ctx, args[0], call.ALPN)
+			if err != nil {
+				return describe(err)
+			}
+			p := call.NewPeer(conn, call.Config{})
+			defer p.Close()
+			var in any = struct{}{}
+			if nargs == 2 {
+				in = gitRepoInput{Name: args[1]}
+			}
+			var out struct {
+				Name  string   `json:"name"`
+				Repos []string `json:"repos"`
+			}
+			if err := p.Call(ctx, op, in, &out); err != nil {
+				return describeCall(err)
+			}
+			if asJSON {
+				return writeJSON(g.stdout, out)
+			}
+			if nargs == 2 {
+				fmt.Fprintln(g.stdout, out.Name)
+				return nil
+			}
+			for _, r := range out.Repos {
+				fmt.Fprintln(g.stdout, r)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
 }

@@ -360,3 +360,51 @@ resources = { "git:repo/site" = ["read"] }
 	assert.False(t, ok)
 	assert.Contains(t, out, "alknet: peer not authorized for alknet/git: missing scope git")
 }
+
+func TestGitManage(t *testing.T) {
+	requireGit(t)
+	base := t.TempDir()
+	admin := filepath.Join(base, "admin")
+	reader := filepath.Join(base, "reader")
+	n := gitNode(t, map[string]string{
+		admin:  `scopes = ["call", "git"]` + "\n" + `resources = { "git:repo/*" = ["read", "write", "create"] }`,
+		reader: `scopes = ["call", "git"]` + "\n" + `resources = { "git:repo/team/*" = ["read"] }`,
+	}, "")
+	cli := func(data string, args ...string) result {
+		return runCLI(t, nil, append([]string{"--data", data, "git"}, args...)...)
+	}
+	r := cli(admin, "create", n.Addr, "team/app")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "team/app.git\n", r.stdout)
+	require.Equal(t, 0, cli(admin, "create", n.Addr, "solo.git").code)
+	r = cli(admin, "create", n.Addr, "solo.git")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "alknet: INVALID_INPUT: repository exists\n", r.stderr)
+	r = cli(reader, "create", n.Addr, "team/x")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "alknet: FORBIDDEN: peer not authorized for git:repo/team/x: create\n", r.stderr)
+
+	r = cli(admin, "ls", n.Addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "solo.git\nteam/app.git\n", r.stdout)
+	r = cli(reader, "ls", n.Addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "team/app.git\n", r.stdout)
+
+	// The created repository is empty and takes a push.
+	g := newGitEnv(t, admin)
+	w := t.TempDir()
+	g.must(w, "init", "-q", "-b", "main")
+	g.commits(w, 1, "f")
+	g.must(w, "push", "-q", "alknet://"+n.Addr+"/team/app.git", "main")
+
+	r = cli(reader, "rm", n.Addr, "team/app.git")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "FORBIDDEN")
+	r = cli(admin, "rm", n.Addr, "team/app.git")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = cli(admin, "rm", n.Addr, "team/app.git")
+	assert.Equal(t, "alknet: NOT_FOUND: repository not found\n", r.stderr)
+	r = cli(reader, "ls", n.Addr)
+	assert.Equal(t, "", r.stdout)
+}
