@@ -24,12 +24,12 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+echo "building alknet" >&2
+(cd "$ROOT" && go build -o "$WORK/bin/alknet" ./cmd/alknet)
+# git runs with its own HOME (after the build, which needs the Go caches).
 export HOME=$WORK/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@example.com GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.com
 mkdir -p "$HOME"
-
-echo "building alknet" >&2
-(cd "$ROOT" && go build -o "$WORK/bin/alknet" ./cmd/alknet)
 "$WORK/bin/alknet" git install-helper "$WORK/bin" >/dev/null
 export PATH=$WORK/bin:$PATH
 export ALKNET_DATA=$WORK/client
