@@ -182,7 +182,7 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	if service == UploadPack && s.cfg.SystemGit != "" {
 		return s.systemUploadPack(ctx, dir, protocol, r, w)
 	}
-	st := filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+	st := filesystem.NewStorage(atomicRefs{osfs.New(dir, osfs.WithBoundOS())}, cache.NewObjectLRUDefault())
 	defer st.Close()
 	rc := io.NopCloser(r)
 	wc := nopWriteCloser{w}
