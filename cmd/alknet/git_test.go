@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -407,4 +408,84 @@ func TestGitManage(t *testing.T) {
 	assert.Equal(t, "alknet: NOT_FOUND: repository not found\n", r.stderr)
 	r = cli(reader, "ls", n.Addr)
 	assert.Equal(t, "", r.stdout)
+}
+
+// TestGitKillDuringPush kills the node (SIGKILL) while it receives a large
+// push, then checks the repository: git fsck is clean and main is where it
+// was; after a restart the push goes through.
+func TestGitKillDuringPush(t *testing.T) {
+	requireGit(t)
+	bundle, err := filepath.Abs("../../../shared/testdata/git/miekg-dns.bundle")
+	require.NoError(t, err)
+	if _, err := os.Stat(bundle); err != nil {
+		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("test data missing: %s", bundle)
+		}
+		t.Skipf("test data missing: %s", bundle)
+	}
+	cli := filepath.Join(t.TempDir(), "cli")
+	srvDir := filepath.Join(t.TempDir(), "srv")
+	peer := `[[peers]]
+id = "cli"
+fingerprints = ["` + fingerprintOf(t, cli) + `"]
+scopes = ["git"]
+resources = { "git:repo/*" = ["read", "write", "create"] }
+`
+	n := startNode(t, srvDir, peer)
+	g := newGitEnv(t, cli)
+	url := "alknet://" + n.Addr + "/k.git"
+	a := t.TempDir()
+	g.must(a, "init", "-q", "-b", "main")
+	g.commits(a, 2, "f")
+	g.must(a, "push", "-q", url, "main")
+	mainRev := g.rev(a, "main")
+	src := filepath.Join(t.TempDir(), "dns")
+	g.must(t.TempDir(), "clone", "-q", "--bare", bundle, src)
+
+	bare := filepath.Join(srvDir, "repos", "k.git")
+	push := exec.Command("git", "push", "-q", url, "refs/heads/*:refs/heads/dns/*")
+	push.Dir = src
+	push.Env = g.env
+	require.NoError(t, push.Start())
+	pushDone := make(chan error, 1)
+	go func() { pushDone <- push.Wait() }()
+	// Kill once the server is writing the pack.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		m, _ := filepath.Glob(filepath.Join(bare, "objects", "pack", "tmp_pack_*"))
+		if len(m) > 0 {
+			if fi, err := os.Stat(m[0]); err == nil && fi.Size() > 1<<20 {
+				break
+			}
+		}
+		select {
+		case err := <-pushDone:
+			t.Fatalf("push ended (%v) before the pack was being written", err)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "the server never started writing the pack")
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, n.cmd.Process.Kill())
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("killed node did not exit")
+	}
+	select {
+	case err := <-pushDone:
+		assert.Error(t, err, "push to a killed node fails")
+	case <-time.After(60 * time.Second):
+		_ = push.Process.Kill()
+		t.Fatal("push did not notice the node died")
+	}
+	out := g.must(bare, "fsck", "--strict", "--no-progress")
+	assert.NotContains(t, out, "error")
+	assert.Equal(t, mainRev, g.rev(bare, "refs/heads/main"))
+	refs := g.must(bare, "for-each-ref", "--format=%(refname)")
+	assert.Equal(t, "refs/heads/main\n", refs, "no ref of the killed push")
+
+	n2 := startNode(t, srvDir, "")
+	g.must(src, "push", "-q", "alknet://"+n2.Addr+"/k.git", "refs/heads/*:refs/heads/dns/*")
+	g.must(bare, "fsck", "--strict", "--no-progress")
 }
