@@ -54,6 +54,12 @@ func Open(ctx context.Context, conn core.Conn, service, repoPath, host, protocol
 	return st, nil
 }
 
+// DefaultHelperProtocol is what a helper asks for when git names no
+// protocol version: git gives a connect helper none, and has defaulted to
+// version 2 since 2.26. Fetches ask for it; pushes, which have no version 2,
+// ask for nothing.
+const DefaultHelperProtocol = "version=2"
+
 // Dialer connects to a node address on ALPN alknet/git.
 type Dialer func(ctx context.Context, addr string) (core.Conn, error)
 
@@ -110,6 +116,9 @@ func relay(ctx context.Context, addr, repoPath, service, protocol string, in io.
 	}
 	defer conn.Close(0, "")
 	host := addr[strings.LastIndex(addr, "@")+1:]
+	if service == ReceivePack && protocol == DefaultHelperProtocol {
+		protocol = "" // pushes have no protocol v2
+	}
 	st, err := Open(ctx, conn, service, repoPath, host, protocol)
 	if err != nil {
 		return sendErr(out, err)

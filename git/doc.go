@@ -22,7 +22,7 @@
 // so "git clone alknet://<nodeid>@host:port/name.git" works.
 //
 // Limits: pushes are not atomic across refs (--atomic is refused by git
-// because the server does not advertise it); git passes no protocol version
-// to a connect helper, so clones through the helper speak protocol v0
-// (over ssh, GIT_PROTOCOL=version=2 is honoured).
+// because the server does not advertise it). git passes no protocol version
+// to a connect helper; the helper asks for version 2 on fetches unless told
+// otherwise (DefaultHelperProtocol).
 package git

@@ -198,7 +198,7 @@ func runGitHelper(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		}
 		return d.dial(ctx, addr, git.ALPN)
 	}
-	if err := git.Helper(ctx, args[1], os.Getenv("GIT_PROTOCOL"), stdin, stdout, dial); err != nil {
+	if err := git.Helper(ctx, args[1], helperProtocol(ctx), stdin, stdout, dial); err != nil {
 		fmt.Fprintln(stderr, "alknet: "+oneLine(err.Error()))
 		return 128
 	}
@@ -323,4 +323,19 @@ func gitManageCmd(g *globals, use, short, op string, nargs int) *cobra.Command {
 	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// helperProtocol is the protocol the helper asks for: GIT_PROTOCOL when git
+// set it, else version 2 unless the repository's or the user's git config
+// sets protocol.version to 0 or 1.
+func helperProtocol(ctx context.Context) string {
+	if p := os.Getenv("GIT_PROTOCOL"); p != "" {
+		return p
+	}
+	out, _ := exec.CommandContext(ctx, "git", "config", "--get", "protocol.version").Output()
+	switch strings.TrimSpace(string(out)) {
+	case "0", "1":
+		return ""
+	}
+	return git.DefaultHelperProtocol
 }
