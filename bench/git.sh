@@ -36,7 +36,7 @@ export ALKNET_DATA=$WORK/client
 FP=$(alknet --data "$WORK/client" id --fingerprint 2>/dev/null || true)
 [ -n "$FP" ] || { alknet --data "$WORK/client" init >/dev/null 2>&1; FP=$(alknet --data "$WORK/client" id --fingerprint); }
 
-startnode() { # name backend
+startnode() { # name backend; the address goes to $WORK/<name>.out (not run in a subshell, so PIDS keeps the node)
 	mkdir -p "$WORK/$1"
 	cat >"$WORK/$1/config.toml" <<CONF
 [git]
@@ -51,13 +51,14 @@ CONF
 	alknet --data "$WORK/$1" --log-level error serve --listen 127.0.0.1:0 >"$WORK/$1.out" 2>"$WORK/$1.log" &
 	PIDS+=($!)
 	for _ in $(seq 100); do [ -s "$WORK/$1.out" ] && break; sleep 0.1; done
-	head -1 "$WORK/$1.out"
 }
 
 git clone -q --mirror "$BUNDLE" "$WORK/repos/dns.git"
 COMMITS=$(git -C "$WORK/repos/dns.git" rev-list --all --count)
-A_GOGIT=$(startnode node-gogit go-git)
-A_SYSTEM=$(startnode node-system system)
+startnode node-gogit go-git
+startnode node-system system
+A_GOGIT=$(head -1 "$WORK/node-gogit.out")
+A_SYSTEM=$(head -1 "$WORK/node-system.out")
 
 DPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 git daemon --reuseaddr --base-path="$WORK/repos" --export-all --enable=receive-pack --listen=127.0.0.1 --port="$DPORT" 2>"$WORK/daemon.log" &
