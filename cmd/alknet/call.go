@@ -246,6 +246,9 @@ func callService(env *serveEnv) (*service, error) {
 		Description: "The peers this node lets in.",
 		Access:      core.AccessControl{RequiredScopes: []string{"admin"}},
 	})
+	if err := registerGitOps(env, reg); err != nil {
+		return nil, err
+	}
 	srv, err := call.NewServer(call.Config{Registry: reg, Identities: ids, Logger: env.log})
 	if err != nil {
 		return nil, err

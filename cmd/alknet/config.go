@@ -31,6 +31,7 @@ type fileConfig struct {
 	Limits limitsConfig `toml:"limits"`
 	TLS    []tlsPair    `toml:"tls"`
 	ACME   acmeConfig   `toml:"acme"`
+	Git    gitConfig    `toml:"git"`
 
 	noTCP    bool             // serve --no-tcp
 	tlsCerts []core.CertFiles // [[tls]] and --tls-cert/--tls-key, resolved

@@ -9,13 +9,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/alkdev/alknet/git"
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == git.HelperName {
+		os.Exit(runGitHelper(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -79,6 +79,7 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 		newPeerCmd(g),
 		newCallCmd(g),
 		newVersionCmd(g),
+		newGitCmd(g),
 	)
 	setVersionFlag(root)
 	return root
@@ -86,6 +87,9 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 
 // defaultDataDir is $XDG_DATA_HOME/alknet, else ~/.local/share/alknet.
 func defaultDataDir() string {
+	if d := os.Getenv("ALKNET_DATA"); d != "" {
+		return d
+	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
 		return filepath.Join(x, "alknet")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/store"
+	"github.com/alkdev/alknet/git"
 	"github.com/spf13/cobra"
 )
 
@@ -28,6 +29,7 @@ type serveEnv struct {
 	// or revoked reaches them.
 	peers   *nodePeers
 	closers []func() error
+	git     *git.Server // shared by alknet/git and the ssh exec hook
 }
 
 // service is one handler the binary serves and the gate in front of it.
@@ -44,6 +46,7 @@ func serviceBuilders() []func(env *serveEnv) (*service, error) {
 		sftpService,
 		sshService,
 		callService,
+		gitService,
 	}
 }
 

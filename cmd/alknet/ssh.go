@@ -85,6 +85,11 @@ func sshService(env *serveEnv) (*service, error) {
 			}
 		}
 	}
+	// git-upload-pack and git-receive-pack run in-process on the git
+	// backend, with its access rules.
+	if cfg.Exec, err = gitExecHook(env); err != nil {
+		return nil, err
+	}
 	srv, err := alkssh.New(cfg)
 	if err != nil {
 		return nil, err
