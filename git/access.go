@@ -1,7 +1,6 @@
 package git
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/alkdev/alknet/core"
@@ -18,33 +17,11 @@ const (
 const Scope = "git"
 
 // Allowed reports whether id may perform action on the repository name
-// ("team/alpha.git"). It looks at the resource "git:repo/team/alpha" (the
-// form with ".git" is accepted too) and at every namespace that covers it:
-// "git:repo/team/*" and "git:repo/*". A nil identity is allowed nothing.
+// ("team/alpha.git"). It asks core's Identity.Allows about the resource
+// "git:repo/team/alpha" (the form with ".git" is accepted too), so every
+// namespace that covers it ("git:repo/team/*", "git:repo/*") and the
+// owner's "*" count. A nil identity is allowed nothing.
 func Allowed(id *core.Identity, name, action string) bool {
-	if id == nil {
-		return false
-	}
 	base := strings.TrimSuffix(name, ".git")
-	for typ, actions := range id.Resources {
-		if !slices.Contains(actions, action) {
-			continue
-		}
-		res, ok := strings.CutPrefix(typ, "git:repo/")
-		if !ok {
-			continue
-		}
-		if res == base || res == name {
-			return true
-		}
-		if ns, ok := strings.CutSuffix(res, "/*"); ok {
-			if ns == "" || strings.HasPrefix(base, ns+"/") {
-				return true
-			}
-		}
-		if res == "*" {
-			return true
-		}
-	}
-	return false
+	return id.Allows("git:repo/"+base, action) || id.Allows("git:repo/"+base+".git", action)
 }

@@ -59,6 +59,8 @@ func TestAllowed(t *testing.T) {
 	all := &core.Identity{Resources: map[string][]string{"git:repo/*": {"read"}}}
 	assert.True(t, Allowed(all, "any/where.git", ActionRead))
 	assert.False(t, Allowed(all, "any/where.git", ActionWrite))
+	owner := &core.Identity{ID: "owner", Resources: map[string][]string{"*": {"*"}}}
+	assert.True(t, Allowed(owner, "new/repo.git", ActionCreate), "the node's owner may do anything")
 }
 
 func TestResolveStaysInRoot(t *testing.T) {

@@ -305,7 +305,7 @@ backend = "system"`)
 // Host block of alknet ssh-config, through the same backend and rules.
 func TestGitOverSSH(t *testing.T) {
 	requireGit(t)
-	needBinary(t, "ssh", "openssh-client")
+	needClient(t, "ssh", "openssh-client")
 	dir := t.TempDir()
 	alice := newSSHKey(t, dir, "alice")
 	bob := newSSHKey(t, dir, "bob")
