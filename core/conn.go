@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -70,7 +71,13 @@ type connMeta struct {
 	anon    bool          // no identity: counted in the anonymous pool
 	ip      netip.Addr    // source address, for the per-address cap
 	streams chan struct{} // one token per open stream; nil = no cap
+	refused atomic.Int32  // streams reset for being over the cap
 }
+
+// maxRefusedStreams is how many streams over its cap an anonymous
+// connection may open before it is closed: a peer that keeps opening them
+// only churns the node's CPU.
+const maxRefusedStreams = 64
 
 func (m *connMeta) meta() *connMeta { return m }
 
@@ -124,6 +131,9 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 			// the handler never sees the stream.
 			s.CancelRead(quic.StreamErrorCode(CodeLimit))
 			s.CancelWrite(quic.StreamErrorCode(CodeLimit))
+			if c.refused.Add(1) == maxRefusedStreams {
+				_ = c.Close(CodeLimit, fmt.Sprintf("too many streams over the anonymous cap (limit %d)", cap(c.streams)))
+			}
 		}
 	}
 }

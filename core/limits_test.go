@@ -217,6 +217,39 @@ func TestAnonymousStreamCap(t *testing.T) {
 	assert.Equal(t, "fifth", string(got))
 }
 
+// TestAnonymousStreamFloodCloses: an anonymous connection that keeps
+// opening streams over its cap is closed, so it cannot churn the node.
+func TestAnonymousStreamFloodCloses(t *testing.T) {
+	srv := coretest.StartEndpoint(t, core.Config{MaxAnonStreams: 1}, coretest.Route{Handler: core.Ping{}})
+	anon := pingOK(t, coretest.ClientEndpoint(t, core.SecretKey{}), srv, "a")
+	held, err := anon.OpenStream(ctxT(t))
+	require.NoError(t, err)
+	_, err = held.Write([]byte("k"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(held, make([]byte, 1))
+	require.NoError(t, err)
+	deadline := time.Now().Add(20 * time.Second)
+	for anon.Context().Err() == nil && time.Now().Before(deadline) {
+		s, err := anon.OpenStream(ctxT(t))
+		if err != nil {
+			break
+		}
+		_, _ = s.Write([]byte("x"))
+		_ = s.CloseWrite()
+		_, _ = io.ReadAll(s)
+	}
+	select {
+	case <-anon.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection flooding streams over its cap is still open")
+	}
+	_, err = anon.AcceptStream(ctxT(t))
+	ce, ok := core.AsCloseError(err)
+	require.True(t, ok, "got %v", err)
+	assert.Equal(t, core.CodeLimit, ce.Code)
+	assert.Equal(t, "too many streams over the anonymous cap (limit 1)", ce.Reason)
+}
+
 // stalledDial starts a handshake with srv that never completes: the client
 // stops at the server's certificate until release is closed.
 func stalledDial(t *testing.T, srv *core.Endpoint, release <-chan struct{}) {
