@@ -87,8 +87,8 @@ func parseCpArg(s string) (cpEnd, error) {
 }
 
 type cpOptions struct {
-	recursive, resume, quiet, noVerify bool
-	keyFile                            string
+	recursive, resume, quiet, noVerify, tcp bool
+	keyFile                                 string
 }
 
 func newCpCmd(g *globals) *cobra.Command {
@@ -120,6 +120,7 @@ A progress bar (bytes, rate, ETA) is shown when stderr is a terminal.`,
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&o.noVerify, "no-verify", false, "skip the checksum comparison")
 	cmd.Flags().StringVar(&o.keyFile, "key", "", "ed25519 private key to present (default: the data directory's identity)")
+	cmd.Flags().BoolVar(&o.tcp, "tcp", false, "dial over TCP+TLS instead of QUIC (where UDP is blocked); each stream is a TCP connection")
 	return cmd
 }
 
@@ -144,7 +145,8 @@ func (g *globals) runCp(ctx context.Context, srcArg, dstArg string, o cpOptions)
 		return err
 	}
 	defer d.Close()
-	conn, err := d.dial(ctx, remote.addr, alksftp.ALPN)
+	d.tcp = o.tcp
+	conn, err := d.dialStreams(ctx, remote.addr, alksftp.ALPN)
 	if err != nil {
 		return describe(err)
 	}

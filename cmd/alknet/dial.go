@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -59,6 +60,58 @@ func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn,
 		return nil, err
 	}
 	return c, nil
+}
+
+// dialStreams is dial for protocols that open more than one stream on a
+// connection (cp's control and data streams). Over TCP, where a connection
+// carries one stream, each further stream gets a TCP connection of its own,
+// with the same pinning and the same access check.
+func (d *dialer) dialStreams(ctx context.Context, addr string, alpn string) (core.Conn, error) {
+	c, err := d.dial(ctx, addr, alpn)
+	if err != nil || !d.tcp {
+		return c, err
+	}
+	return &tcpStreams{Conn: c, open: func(ctx context.Context) (core.Conn, error) { return d.dial(ctx, addr, alpn) }}, nil
+}
+
+// tcpStreams is a core.Conn whose streams are TCP connections: the first
+// one's identity, address and context stand for the whole.
+type tcpStreams struct {
+	core.Conn
+	open func(context.Context) (core.Conn, error)
+
+	mu    sync.Mutex
+	used  bool        // the first connection's stream is taken
+	extra []core.Conn // connections dialed for further streams
+}
+
+func (c *tcpStreams) OpenStream(ctx context.Context) (core.Stream, error) {
+	c.mu.Lock()
+	first := !c.used
+	c.used = true
+	c.mu.Unlock()
+	if first {
+		return c.Conn.OpenStream(ctx)
+	}
+	nc, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.extra = append(c.extra, nc)
+	c.mu.Unlock()
+	return nc.OpenStream(ctx)
+}
+
+func (c *tcpStreams) Close(code uint64, reason string) error {
+	c.mu.Lock()
+	extra := c.extra
+	c.extra = nil
+	c.mu.Unlock()
+	for _, x := range extra {
+		_ = x.Close(code, reason)
+	}
+	return c.Conn.Close(code, reason)
 }
 
 // describe turns connection errors into the message a user should see: the
