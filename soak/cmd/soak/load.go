@@ -450,9 +450,10 @@ func (s *suite) loadIdle(ctx context.Context) result {
 	}
 	conns := make([]core.Conn, s.k.idleConns)
 	t0 := time.Now()
-	// 24 dials at a time: quic-go refuses (CONNECTION_REFUSED) a new
-	// connection while 32 are handshaking or waiting to be accepted, and
-	// this row measures memory, not the connection rate.
+	// 24 dials at a time: quic-go refuses (CONNECTION_REFUSED) a finished
+	// handshake while 32 connections already wait to be accepted, which a
+	// burst of 64 can reach on two busy cores; this row measures memory,
+	// not the connection rate.
 	dialErrs := dialAll(ctx, s.k.idleConns, 24, func(i int) error {
 		dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
