@@ -227,7 +227,11 @@ func callService(env *serveEnv) (*service, error) {
 		}
 	}
 
-	reg := call.NewRegistry(env.log)
+	reg := env.calls
+	if reg == nil {
+		reg = call.NewRegistry(env.log)
+		env.calls = reg
+	}
 	call.Query(reg, "node/info", func(context.Context, struct{}) (nodeInfo, error) {
 		id := env.key.NodeID()
 		return nodeInfo{

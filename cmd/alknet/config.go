@@ -32,6 +32,14 @@ type fileConfig struct {
 	TLS    []tlsPair    `toml:"tls"`
 	ACME   acmeConfig   `toml:"acme"`
 	Git    gitConfig    `toml:"git"`
+	// Sections of the modules wired through extensions; each type lives in
+	// the module's file of this package.
+	FS   fsConfig   `toml:"fs"`
+	DNS  dnsConfig  `toml:"dns"`
+	DHT  dhtConfig  `toml:"dht"`
+	HTTP httpConfig `toml:"http"`
+	Msg  msgConfig  `toml:"msg"`
+	Mix  mixConfig  `toml:"mix"`
 
 	noTCP    bool             // serve --no-tcp
 	tlsCerts []core.CertFiles // [[tls]] and --tls-cert/--tls-key, resolved

@@ -81,6 +81,11 @@ $XDG_DATA_HOME/alknet or ~/.local/share/alknet).`,
 		newVersionCmd(g),
 		newGitCmd(g),
 	)
+	for _, x := range extensions {
+		if x.commands != nil {
+			root.AddCommand(x.commands(g)...)
+		}
+	}
 	setVersionFlag(root)
 	return root
 }

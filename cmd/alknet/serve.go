@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/store"
 	"github.com/alkdev/alknet/git"
@@ -30,6 +31,12 @@ type serveEnv struct {
 	peers   *nodePeers
 	closers []func() error
 	git     *git.Server // shared by alknet/git and the ssh exec hook
+	// calls is the node's call registry, served on alknet/call; services
+	// register their operations on it while they are built.
+	calls *call.Registry
+	// ext holds state an extension keeps between its services and started
+	// hooks, under the extension's name.
+	ext map[string]any
 }
 
 // service is one handler the binary serves and the gate in front of it.
@@ -98,6 +105,13 @@ node on port 443; they are kept in <data>/acme.`,
 			if err := pub.apply(&cfg, configPath, g.path("acme")); err != nil {
 				return err
 			}
+			for _, x := range extensions {
+				if x.apply != nil {
+					if err := x.apply(&cfg); err != nil {
+						return err
+					}
+				}
+			}
 			if listen == "" {
 				listen = cfg.Listen
 			}
@@ -111,6 +125,11 @@ node on port 443; they are kept in <data>/acme.`,
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (default <data>/config.toml)")
 	cmd.Flags().DurationVar(&drain, "drain", 10*time.Second, "how long to wait for open connections on shutdown")
 	pub.register(cmd)
+	for _, x := range extensions {
+		if x.serveFlags != nil {
+			x.serveFlags(cmd.Flags())
+		}
+	}
 	return cmd
 }
 
@@ -132,7 +151,7 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 	if err != nil {
 		return err
 	}
-	env := &serveEnv{g: g, cfg: cfg, key: key, log: log}
+	env := &serveEnv{g: g, cfg: cfg, key: key, log: log, calls: call.NewRegistry(log), ext: map[string]any{}}
 	defer func() {
 		for i := len(env.closers) - 1; i >= 0; i-- {
 			_ = env.closers[i]()
@@ -170,6 +189,21 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 			ep.Register(svc.handler, svc.acl)
 		}
 	}
+	for _, x := range extensions {
+		if x.services == nil {
+			continue
+		}
+		svcs, err := x.services(env)
+		if err != nil {
+			_ = ep.Close()
+			return fmt.Errorf("%s: %w", x.name, err)
+		}
+		for _, svc := range svcs {
+			if svc != nil {
+				ep.Register(svc.handler, svc.acl)
+			}
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- ep.Serve(context.Background()) }()
 	select {
@@ -184,6 +218,19 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 	for _, a := range addrs {
 		fmt.Fprintln(g.stdout, a)
 	}
+	extCtx, stopExt := context.WithCancel(context.Background())
+	defer stopExt()
+	for _, x := range extensions {
+		if x.started == nil {
+			continue
+		}
+		if err := x.started(extCtx, env); err != nil {
+			stopExt()
+			_ = ep.Close()
+			<-errc
+			return fmt.Errorf("%s: %w", x.name, err)
+		}
+	}
 	dbPeers, cfgPeers := countPeers(ctx, peerStore)
 	log.Info("serving", "listen", ep.LocalAddr().String(), "node", key.NodeID().String(), "alpns", ep.ALPNs(),
 		"peers", dbPeers+cfgPeers, "db_peers", dbPeers, "config_peers", cfgPeers, "owner", env.peers.Owner())
@@ -193,6 +240,7 @@ func (g *globals) serve(ctx context.Context, cfg fileConfig, listen string, drai
 		return err
 	case <-ctx.Done():
 	}
+	stopExt()
 	return g.drain(ep, errc, drain, log)
 }
 

@@ -1,0 +1,4 @@
+package main
+
+// mixConfig is the [mix] section of config.toml.
+type mixConfig struct{}

@@ -1,0 +1,4 @@
+package main
+
+// msgConfig is the [msg] section of config.toml.
+type msgConfig struct{}

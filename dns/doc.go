@@ -1,0 +1,2 @@
+// Package dns is the alknet dns module; see SPEC.md.
+package dns

@@ -1,0 +1,2 @@
+// Package fs is the alknet fs module; see SPEC.md.
+package fs

@@ -1,0 +1,2 @@
+// Package alkhttp is the alknet http module; see SPEC.md.
+package alkhttp

@@ -1,0 +1,2 @@
+// Package msg is the alknet msg module; see SPEC.md.
+package msg
