@@ -1,0 +1,4 @@
+package main
+
+// dhtConfig is the [dht] section of config.toml.
+type dhtConfig struct{}
