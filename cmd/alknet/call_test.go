@@ -18,6 +18,7 @@ import (
 )
 
 func TestCallCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	adminDir, userDir, strangerDir := filepath.Join(dir, "admin"), filepath.Join(dir, "user"), filepath.Join(dir, "stranger")
 	config := "[[peers]]\nid = \"admin\"\nfingerprints = [\"" + fingerprintOf(t, adminDir) + "\"]\nscopes = [\"call\", \"admin\"]\n" +
@@ -119,6 +120,7 @@ func TestCallCLI(t *testing.T) {
 // TestCallCLISubscription drives a subscription from the binary: finite,
 // then endless until SIGINT, which must stop the server-side handler.
 func TestCallCLISubscription(t *testing.T) {
+	t.Parallel()
 	reg := call.NewRegistry(nil)
 	call.Subscription(reg, "demo/count", func(ctx context.Context, in struct {
 		N int `json:"n"`

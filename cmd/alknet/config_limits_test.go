@@ -12,6 +12,7 @@ import (
 )
 
 func TestConfigLimits(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.toml")
 	require.NoError(t, os.WriteFile(path, []byte(`

@@ -17,6 +17,7 @@ import (
 )
 
 func TestInitAndID(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	r := runCLI(t, nil, "--data", dir, "init")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -50,6 +51,7 @@ func TestInitAndID(t *testing.T) {
 }
 
 func TestServePingPipe(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "server"), "")
 	assert.Regexp(t, `^[ybndrfg8ejkmcpqxot1uwisza345h769]{52}@127\.0\.0\.1:\d+$`, n.Addr)
 	client := filepath.Join(t.TempDir(), "client")
@@ -72,6 +74,7 @@ func TestServePingPipe(t *testing.T) {
 }
 
 func TestPipeRefusals(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "server"), "")
 	client := filepath.Join(t.TempDir(), "client")
 	fingerprintOf(t, client)
@@ -102,6 +105,7 @@ func TestPipeRefusals(t *testing.T) {
 }
 
 func TestServeRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte("listen = \"127.0.0.1:0\"\nlisten_typo = 1\n"), 0o600))
 	r := runCLI(t, nil, "--data", dir, "serve")

@@ -141,6 +141,7 @@ func (h hostileHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 // climbing out of the destination: the copy must fail with a clear error
 // and write nothing outside the destination.
 func TestCpRefusesHostileNames(t *testing.T) {
+	t.Parallel()
 	for _, evil := range []string{"x/..", "a/b/../..", "x/."} {
 		t.Run(evil, func(t *testing.T) {
 			n := startHostileNode(t, evil)
@@ -248,6 +249,7 @@ func stoppedMidCopy(t *testing.T, e *sftpEnv) (bg *bgCLI, remote, dst string) {
 // TestCpSurvivesDrain: a node that starts to shut down lets a copy that is
 // already running finish, verification included (it needs no new stream).
 func TestCpSurvivesDrain(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	bg, remote, dst := stoppedMidCopy(t, e)
 	require.NoError(t, e.node.cmd.Process.Signal(syscall.SIGTERM))
@@ -275,6 +277,7 @@ func TestCpSurvivesDrain(t *testing.T) {
 // TestCpInterruptExit130: SIGINT during a copy exits 130 with a hint,
 // leaving the part file for --resume and no DST.
 func TestCpInterruptExit130(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	bg, _, dst := stoppedMidCopy(t, e)
 	bg.signal(t, syscall.SIGINT) // delivered when it continues
@@ -290,6 +293,7 @@ func TestCpInterruptExit130(t *testing.T) {
 // workers, so a crash can leave a partial file whose size runs past a
 // range of zeros. --resume must continue from the verified prefix.
 func TestCpResumeOverHole(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	src := filepath.Join(t.TempDir(), "up.bin")
 	randomFile(t, src, 8<<20)
@@ -309,6 +313,7 @@ func TestCpResumeOverHole(t *testing.T) {
 // TestCpResumeNeverIntoDst: --resume with an existing, different DST and
 // no part file replaces DST whole; it never writes into it.
 func TestCpResumeNeverIntoDst(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	remote := filepath.Join(e.root, "f.bin")
 	randomFile(t, remote, 3<<20)
@@ -332,6 +337,7 @@ func TestCpResumeNeverIntoDst(t *testing.T) {
 // TestCpSkipsSymlinksLoudly: cp -r says which symbolic links it leaves
 // out, in both directions.
 func TestCpSkipsSymlinksLoudly(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	src := filepath.Join(t.TempDir(), "tree")
 	randomFile(t, filepath.Join(src, "a"), 10)
@@ -354,6 +360,7 @@ func TestCpSkipsSymlinksLoudly(t *testing.T) {
 // upload, restarts it and resumes: the result is byte-exact whatever
 // holes the node's parallel writers left in the partial file.
 func TestCpResumeAfterNodeKill(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	src := filepath.Join(t.TempDir(), "up.bin")
 	randomFile(t, src, 64<<20)

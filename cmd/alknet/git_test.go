@@ -104,6 +104,7 @@ func gitNode(t *testing.T, peers map[string]string, gitSection string) *node {
 }
 
 func TestGitCloneEmptyThenPush(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	cli := filepath.Join(t.TempDir(), "cli")
 	n := gitNode(t, map[string]string{cli: `scopes = ["git"]
@@ -127,6 +128,7 @@ resources = { "git:repo/empty" = ["read", "write"] }`}, "")
 }
 
 func TestGitFetchPushDelete(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"go-git", "system"} {
 		t.Run(backend, func(t *testing.T) { testGitFetchPushDelete(t, backend) })
 	}
@@ -213,6 +215,7 @@ backend = "`+backend+`"`)
 }
 
 func TestGitAccess(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	base := t.TempDir()
 	owner := filepath.Join(base, "alpha-owner")
@@ -268,6 +271,7 @@ func TestGitAccess(t *testing.T) {
 // TestGitCloneBundle clones a real repository with history (miekg/dns,
 // from a bundle) through alknet and compares it with the bundle.
 func TestGitCloneBundle(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	bundle, err := filepath.Abs("../../../shared/testdata/git/miekg-dns.bundle")
 	require.NoError(t, err)
@@ -304,6 +308,7 @@ backend = "system"`)
 // TestGitOverSSH clones, pushes and is refused over alknet's ssh with the
 // Host block of alknet ssh-config, through the same backend and rules.
 func TestGitOverSSH(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	needClient(t, "ssh", "openssh-client")
 	dir := t.TempDir()
@@ -357,6 +362,7 @@ resources = { "git:repo/site" = ["read"] }
 }
 
 func TestGitManage(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	base := t.TempDir()
 	admin := filepath.Join(base, "admin")
@@ -408,6 +414,7 @@ func TestGitManage(t *testing.T) {
 // push, then checks the repository: git fsck is clean and main is where it
 // was; after a restart the push goes through.
 func TestGitKillDuringPush(t *testing.T) {
+	t.Parallel()
 	requireGit(t)
 	bundle, err := filepath.Abs("../../../shared/testdata/git/miekg-dns.bundle")
 	require.NoError(t, err)

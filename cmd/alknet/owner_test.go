@@ -14,6 +14,7 @@ import (
 // precedence over a peer entry naming the same key, passes every gate the
 // binary registers, and is gone when switched off.
 func TestNodePeersOwner(t *testing.T) {
+	t.Parallel()
 	key, other := coretest.Key(t), coretest.Key(t)
 	dir := t.TempDir()
 	withStore(t, dir, func(ps *store.PeerStore) {
@@ -57,6 +58,7 @@ func TestNodePeersOwner(t *testing.T) {
 }
 
 func TestOwnerConfig(t *testing.T) {
+	t.Parallel()
 	no, yes := false, true
 	assert.True(t, ownerConfig{}.enabled(), "on by default")
 	assert.True(t, ownerConfig{Enabled: &yes}.enabled())

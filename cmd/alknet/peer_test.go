@@ -46,6 +46,7 @@ func sshPublicKey(t *testing.T, dir string) (pub, priv, fp string) {
 }
 
 func TestPeerCLI(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	tmp := t.TempDir()
 	node := coretest.Key(t).NodeID()
@@ -239,6 +240,7 @@ func withStore(t *testing.T, dir string, fn func(ps *store.PeerStore)) {
 // changed with the CLI, and a database peer with a config peer's id is
 // refused by `peer add` and makes `serve` fail with a clear error.
 func TestPeerCLIConfigPeers(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	cfgKey := coretest.Key(t).NodeID()
 	require.NoError(t, os.MkdirAll(dir, 0o700))
@@ -286,6 +288,7 @@ func TestPeerCLIConfigPeers(t *testing.T) {
 // (unknown key) to "missing scope sftp" (known peer without the scope)
 // without restart.
 func TestPeerCLIReachesRunningServer(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "server"), "")
 	client := filepath.Join(t.TempDir(), "client")
 	cfp := fingerprintOf(t, client)
@@ -317,6 +320,7 @@ func TestPeerCLIReachesRunningServer(t *testing.T) {
 // as separate processes: the new peer connects within 1 s without restart,
 // and rm closes its live connection with CodeRevoked and refuses new ones.
 func TestPeerCLILiveRevocation(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
 	db, err := store.Open(filepath.Join(dir, "alknet.db"))

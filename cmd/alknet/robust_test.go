@@ -102,6 +102,7 @@ func (p *proc) wait(t *testing.T, d time.Duration) int {
 // work from the node's own data directory, and [owner] enabled = false
 // turns that off.
 func TestOwnerPeer(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "node")
 	n := startNode(t, data, "")
 	nodeID := strings.SplitN(n.Addr, "@", 2)[0]
@@ -138,6 +139,7 @@ func TestOwnerPeer(t *testing.T) {
 }
 
 func TestHostAddrs(t *testing.T) {
+	t.Parallel()
 	nets := func(cidrs ...string) []net.Addr {
 		var out []net.Addr
 		for _, c := range cidrs {
@@ -164,6 +166,7 @@ func TestHostAddrs(t *testing.T) {
 // serve bound to 0.0.0.0 prints an address for every interface address,
 // loopback last, instead of only [::1].
 func TestServeListsEveryAddress(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "node")
 	p := startProc(t, nil, "--data", data, "serve", "--listen", "0.0.0.0:0")
 	p.stdout.waitFor(t, "@127.0.0.1:", 60*time.Second)
@@ -198,6 +201,7 @@ func TestServeListsEveryAddress(t *testing.T) {
 }
 
 func TestDataDirPermissions(t *testing.T) {
+	t.Parallel()
 	t.Run("readable by others is tightened", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		require.NoError(t, os.Mkdir(dir, 0o755))
@@ -269,6 +273,7 @@ func TestDataDirPermissions(t *testing.T) {
 
 // Two serve on one data directory: the second refuses and names the first.
 func TestServeLock(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "node")
 	n := startNode(t, data, "")
 	r := runCLI(t, nil, "--data", data, "serve", "--listen", "127.0.0.1:0")
@@ -284,6 +289,7 @@ func TestServeLock(t *testing.T) {
 }
 
 func TestPingLargePayload(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "node"), "")
 	client := filepath.Join(t.TempDir(), "client")
 
@@ -310,6 +316,7 @@ func TestPingLargePayload(t *testing.T) {
 }
 
 func TestPingBadFlags(t *testing.T) {
+	t.Parallel()
 	addr := core.NodeID{1}.String() + "@127.0.0.1:9"
 	for _, tc := range []struct {
 		args []string
@@ -339,6 +346,7 @@ func TestPingBadFlags(t *testing.T) {
 
 // A second SIGINT during the drain closes the open connections at once.
 func TestServeSecondSignal(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "node")
 	n := startNode(t, data, "", "--drain", "5m")
 	in, w := osPipe(t)
@@ -398,6 +406,7 @@ func waitLog(t *testing.T, n *node, want string) {
 }
 
 func TestMessages(t *testing.T) {
+	t.Parallel()
 	t.Run("no doubled prefix", func(t *testing.T) {
 		assert.Equal(t, "alknet: endpoint shutting down", errorLine(errors.New("alknet: endpoint shutting down")))
 		assert.Equal(t, "alknet: x", errorLine(errors.New("alknet: alknet: x")))
@@ -509,6 +518,7 @@ func waitConns(t *testing.T, n *node, clientDir string) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "node")
 	fp := fingerprintOf(t, filepath.Join(dir, "a"))

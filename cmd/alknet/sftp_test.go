@@ -105,6 +105,7 @@ func randomFile(t *testing.T, path string, size int64) {
 }
 
 func TestSFTPOpenSSHBatch(t *testing.T) {
+	t.Parallel()
 	requireSFTP(t)
 	e := newSFTPEnv(t)
 	local := t.TempDir()
@@ -140,6 +141,7 @@ func TestSFTPOpenSSHBatch(t *testing.T) {
 }
 
 func TestSFTPEscapesRefused(t *testing.T) {
+	t.Parallel()
 	requireSFTP(t)
 	e := newSFTPEnv(t)
 	local := t.TempDir()
@@ -197,6 +199,7 @@ func TestSFTPEscapesRefused(t *testing.T) {
 }
 
 func TestSFTPReadOnlyAndUnknownPeers(t *testing.T) {
+	t.Parallel()
 	requireSFTP(t)
 	e := newSFTPEnv(t)
 	local := t.TempDir()
@@ -239,6 +242,7 @@ func TestSFTPReadOnlyAndUnknownPeers(t *testing.T) {
 }
 
 func TestSFTPNotInstalled(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(alknetBin, "--data", t.TempDir(), "sftp", "yyyoryarywdyqnyjbefoadeqbhebnrounoktcfaadrpbs8y7daxo@127.0.0.1:1")
 	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
 	var stderr bytes.Buffer
@@ -249,6 +253,7 @@ func TestSFTPNotInstalled(t *testing.T) {
 }
 
 func TestCpTreeRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	src := filepath.Join(t.TempDir(), "tree")
 	files := map[string]int64{
@@ -289,6 +294,7 @@ func TestCpTreeRoundTrip(t *testing.T) {
 }
 
 func TestCpResume(t *testing.T) {
+	t.Parallel()
 	e := newSFTPEnv(t)
 	remote := filepath.Join(e.root, "big.bin")
 	randomFile(t, remote, 64<<20)
@@ -350,6 +356,7 @@ func fileSize(p string) int64 {
 }
 
 func TestParseCpArg(t *testing.T) {
+	t.Parallel()
 	id := "yyyoryarywdyqnyjbefoadeqbhebnrounoktcfaadrpbs8y7daxo"
 	for _, tc := range []struct {
 		in         string

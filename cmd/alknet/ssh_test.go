@@ -140,6 +140,7 @@ func (e *sshEnv) sshRun(args []string, stdin io.Reader, stdout io.Writer) (strin
 var allSSH = []string{"ssh", "ssh:shell", "ssh:exec", "ssh:sftp", "sftp:write", "ssh:forward", "ssh:listen"}
 
 func TestSSHExecAndBulk(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	var out bytes.Buffer
 	stderr, code := e.ssh("alice", nil, &out, "echo ok; exit 3")
@@ -158,6 +159,7 @@ func TestSSHExecAndBulk(t *testing.T) {
 }
 
 func TestSSHConfigCommand(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	data := filepath.Join(e.dir, "client")
 	r := runCLI(t, nil, "--data", data, "ssh-config", "--name", "box", "--key", e.keys["alice"].path, e.node.Addr)
@@ -243,6 +245,7 @@ func shell(t *testing.T, env []string, script string) string {
 // OpenSSH with nothing but the resulting ~/.ssh/config. (OpenSSH reads the
 // home directory from the password database, not $HOME, hence -F.)
 func TestSSHConfigREADME(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	home, env := readmeEnv(t, e, "alice")
 	readme := "alknet ssh-config --name box --key ~/.ssh/id_ed25519 " + e.node.Addr + " >> ~/.ssh/config"
@@ -274,6 +277,7 @@ func TestSSHConfigREADME(t *testing.T) {
 }
 
 func TestSSHPty(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	cmd := exec.Command("ssh", append(e.opts("alice", "alice"), "-tt", "node")...)
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
@@ -334,6 +338,7 @@ func (p *ptyReader) until(t *testing.T, marker string) string {
 }
 
 func TestSSHScpAndSftp(t *testing.T) {
+	t.Parallel()
 	needClient(t, "scp", "openssh-client")
 	needClient(t, "sftp", "openssh-client")
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
@@ -554,6 +559,7 @@ func curlSocks(t *testing.T, proxy, url string, alive ...func()) string {
 // TestSSHForwarding drives ssh -D, -L and -R; each is a subtest of its
 // own, so a failure of one does not hide the others.
 func TestSSHForwarding(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	web := webServer(t)
 	_, echoPort := echoTCP(t)
@@ -621,6 +627,7 @@ func startCLI(t *testing.T, n int, args ...string) []string {
 }
 
 func TestAlknetSocksAndForward(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH, "nofwd": {"ssh", "ssh:shell"}}, "")
 	web := webServer(t)
 	_, echoPort := echoTCP(t)
@@ -649,6 +656,7 @@ func TestAlknetSocksAndForward(t *testing.T) {
 }
 
 func TestSSHRefusals(t *testing.T) {
+	t.Parallel()
 	_, echoPort := echoTCP(t)
 	e := newSSHEnv(t, map[string][]string{
 		"alice":    allSSH,
@@ -703,6 +711,7 @@ func TestSSHRefusals(t *testing.T) {
 // scp, sftp (subsystem and alknet/sftp) and alknet cp land in, with shared
 // and with per-peer homes.
 func TestSSHOneHome(t *testing.T) {
+	t.Parallel()
 	needClient(t, "scp", "openssh-client")
 	needClient(t, "sftp", "openssh-client")
 	scopes := append([]string{"sftp"}, allSSH...)
@@ -748,6 +757,7 @@ func TestSSHOneHome(t *testing.T) {
 }
 
 func TestSSHConfigPath(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"/home/a/.ssh/id_ed25519": "/home/a/.ssh/id_ed25519",
 		"/home/a b/key":           `"/home/a b/key"`,

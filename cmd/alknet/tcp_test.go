@@ -26,6 +26,7 @@ import (
 // TestPipeTCP: pipe --tcp carries 64 MiB through alknet/ping byte-exact
 // over the TCP+TLS listener that serve opens by default.
 func TestPipeTCP(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "server"), "")
 	client := filepath.Join(t.TempDir(), "client")
 	data := make([]byte, 64<<20)
@@ -41,6 +42,7 @@ func TestPipeTCP(t *testing.T) {
 }
 
 func TestPipeTCPRefusals(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, filepath.Join(t.TempDir(), "server"), "")
 	quicOnly := startNode(t, filepath.Join(t.TempDir(), "quic-only"), "", "--no-tcp")
 	client := filepath.Join(t.TempDir(), "client")
@@ -67,6 +69,7 @@ func TestPipeTCPRefusals(t *testing.T) {
 // TestSSHOverTCP: OpenSSH's ssh with ProxyCommand alknet pipe --tcp runs a
 // command and carries bulk data byte-exact.
 func TestSSHOverTCP(t *testing.T) {
+	t.Parallel()
 	e := newSSHEnv(t, map[string][]string{"alice": allSSH}, "")
 	opts := e.opts("alice", "alice")
 	for i, o := range opts {
@@ -116,6 +119,7 @@ func writeCert(t *testing.T, dir, name string, names ...string) (string, string)
 // from [[tls]] in config.toml (a path relative to the config file) are
 // each served to clients asking for their names, over TCP.
 func TestServePublicCerts(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	require.NoError(t, os.MkdirAll(dir, 0o700))
 	flagCrt, flagKey := writeCert(t, t.TempDir(), "flag", "flag.example.test")
@@ -132,6 +136,7 @@ func TestServePublicCerts(t *testing.T) {
 }
 
 func TestServeRejectsBadTLSFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	crt, _ := writeCert(t, dir, "x", "x.example.test")
 	for _, tc := range []struct {
@@ -157,6 +162,7 @@ func TestServeRejectsBadTLSFlags(t *testing.T) {
 // TestCallTCP: alknet call --tcp reaches the node's call service over the
 // TCP+TLS listener (the owner's key, from the node's own data directory).
 func TestCallTCP(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "server")
 	n := startNode(t, data, "")
 	id, _, _ := strings.Cut(n.Addr, "@")
@@ -173,6 +179,7 @@ func TestCallTCP(t *testing.T) {
 // TestSSHConfigTCPAndMissingKey: ssh-config --tcp puts pipe --tcp in the
 // ProxyCommand, and a --key that does not exist is an error, not a config.
 func TestSSHConfigTCPAndMissingKey(t *testing.T) {
+	t.Parallel()
 	addr, err := core.ParseAddr(strings.Repeat("y", 52) + "@127.0.0.1:4433")
 	require.NoError(t, err)
 	for _, tcp := range []bool{false, true} {
@@ -191,6 +198,7 @@ func TestSSHConfigTCPAndMissingKey(t *testing.T) {
 // TestCpTCP: alknet cp --tcp uploads and downloads byte-exact with the
 // checksum verified, each stream on a TCP connection of its own.
 func TestCpTCP(t *testing.T) {
+	t.Parallel()
 	data := filepath.Join(t.TempDir(), "server")
 	n := startNode(t, data, "")
 	dir := t.TempDir()

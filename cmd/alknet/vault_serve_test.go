@@ -13,6 +13,7 @@ import (
 // A node whose identity lives in a vault: serve unlocks it, a client reaches
 // it by the derived node id, and a restore elsewhere derives the same id.
 func TestServeWithVault(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "node")
 	pf := writeSecret(t, dir, "pass", "correct horse battery staple", 0o600)

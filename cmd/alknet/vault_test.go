@@ -48,6 +48,7 @@ func expectedKey(t *testing.T, mnemonic, bip39 string, path vault.Path) (vault.P
 }
 
 func TestVaultCLI(t *testing.T) {
+	t.Parallel()
 	t.Run("derive json from mnemonic file", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 )
 
 func TestVersionFrom(t *testing.T) {
+	t.Parallel()
 	installed := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/alkdev/alknet/cmd/alknet", Version: "v0.4.2"}}
 	checkout := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
 		{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.modified", Value: "true"},
@@ -45,6 +46,7 @@ func TestVersionFrom(t *testing.T) {
 // TestVersionCommand builds the binary with a link-time version and checks
 // that `version`, `--version`, `version --json` and node/info agree.
 func TestVersionCommand(t *testing.T) {
+	// Not parallel: it points alknetBin at a binary of its own.
 	bin := filepath.Join(t.TempDir(), "alknet")
 	build := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=v0.7.1 -X main.commit=c0ffee", "-o", bin, ".")
 	out, err := build.CombinedOutput()
