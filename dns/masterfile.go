@@ -114,7 +114,7 @@ func (s *Store) Import(ctx context.Context, zone string, r io.Reader, opts Impor
 			hasNS = hasNS || v.Hdr.Name == apex
 		}
 	}
-	err = s.db.Update(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		now := time.Now()
 		var exists int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM dns_zones WHERE zone = ?`, apex).Scan(&exists); err != nil {

@@ -61,12 +61,27 @@ func CanonicalName(name string) (string, error) {
 	if _, ok := mdns.IsDomainName(name); !ok {
 		return "", fmt.Errorf("%w: %q", ErrBadName, name)
 	}
-	// Escapes (\DDD, \.) are allowed by IsDomainName but make names that
-	// compare differently than they print; keep to plain labels.
+	// Escapes (\DDD, \.) and characters a master file must escape are
+	// allowed by IsDomainName but make names that print differently than
+	// they compare; keep to host-name characters, "_" and "/" (RFC 2317),
+	// and "*" as a whole label.
 	if strings.Contains(name, `\`) {
 		return "", fmt.Errorf("%w: %q (escapes are not supported)", ErrBadName, name)
 	}
-	return mdns.CanonicalName(name), nil
+	canon := mdns.CanonicalName(name)
+	if canon != "." {
+		for _, label := range strings.Split(strings.TrimSuffix(canon, "."), ".") {
+			if label == "*" {
+				continue
+			}
+			for _, c := range []byte(label) {
+				if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/') {
+					return "", fmt.Errorf("%w: %q (labels hold letters, digits, '-', '_' and '/'; '*' only alone)", ErrBadName, name)
+				}
+			}
+		}
+	}
+	return canon, nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -163,6 +163,21 @@ func (s *Store) OnReload(f func()) (remove func()) {
 	}
 }
 
+// write runs fn in a write transaction and, when following, reloads the
+// index so that the writer sees its own change as soon as write returns.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Update(ctx, fn); err != nil {
+		return err
+	}
+	if s.sub != nil {
+		return s.Reload(ctx)
+	}
+	return nil
+}
+
 // Reload rebuilds the index from the database now.
 func (s *Store) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
@@ -280,7 +295,7 @@ func (s *Store) AddZone(ctx context.Context, z Zone) error {
 		}
 		rrs = append(rrs, rr)
 	}
-	return s.db.Update(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM dns_zones WHERE zone = ?`, apex).Scan(&n); err != nil {
 			return err
@@ -360,7 +375,7 @@ func (s *Store) RemoveZone(ctx context.Context, name string) (int, error) {
 		return 0, err
 	}
 	var n int
-	err = s.db.Update(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM dns_records WHERE zone = ?`, apex).Scan(&n); err != nil {
 			return err
 		}
@@ -510,7 +525,7 @@ func (s *Store) Add(ctx context.Context, rr mdns.RR) (added bool, err error) {
 	if rr.Header().Rrtype == mdns.TypeSOA {
 		return false, fmt.Errorf("%w: an SOA comes with its zone (alknet dns zone add)", ErrConflict)
 	}
-	err = s.db.Update(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		h := rr.Header()
 		zone, err := zoneFor(ctx, tx, h.Name)
 		if err != nil {
@@ -571,7 +586,7 @@ func (s *Store) Remove(ctx context.Context, name, typ, value string) (int, error
 		return 0, fmt.Errorf("%w: a value needs a type", ErrBadValue)
 	}
 	var n int
-	err = s.db.Update(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -651,7 +666,7 @@ func (s *Store) PutRRset(ctx context.Context, name string, rrtype uint16, rrs []
 	if rrtype == mdns.TypeSOA && len(clean) != 1 {
 		return fmt.Errorf("%w: a zone has exactly one SOA", ErrConflict)
 	}
-	return s.db.Update(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		zone, err := zoneFor(ctx, tx, owner)
 		if err != nil {
 			return err
@@ -680,7 +695,7 @@ func (s *Store) PutName(ctx context.Context, name string, rrs []mdns.RR) error {
 		}
 		sets[c.Header().Rrtype] = append(sets[c.Header().Rrtype], c)
 	}
-	return s.db.Update(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		zone, err := zoneFor(ctx, tx, owner)
 		if err != nil {
 			return err
