@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -209,3 +211,37 @@ func freeAddr(t testing.TB) string {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func tlsFor(ca testCA) *tls.Config {
+	return &tls.Config{ServerName: testServerName, RootCAs: ca.pool}
+}
+
+// memStream is a streamRW whose peer answers each query with reply.
+type memStream struct {
+	in     bytes.Buffer
+	out    *bytes.Reader
+	reply  func([]byte) []byte
+	closed bool
+}
+
+func fakeStream(t testing.TB, reply func(q []byte) []byte) *memStream {
+	return &memStream{reply: reply}
+}
+
+func (m *memStream) Write(p []byte) (int, error) { return m.in.Write(p) }
+func (m *memStream) Read(p []byte) (int, error) {
+	if m.out == nil {
+		return 0, io.ErrNoProgress
+	}
+	return m.out.Read(p)
+}
+func (m *memStream) closeWrite() error {
+	q, err := ReadMessage(&m.in, MaxMessageSize)
+	if err != nil {
+		return err
+	}
+	m.out = bytes.NewReader(m.reply(q))
+	return nil
+}
+func (m *memStream) abort()                      {}
+func (m *memStream) SetDeadline(time.Time) error { return nil }
