@@ -48,9 +48,10 @@ type Forwarder struct {
 }
 
 type upstream struct {
-	url string
-	ex  func(ctx context.Context, q *mdns.Msg) (*mdns.Msg, error)
-	doq *Client
+	url  string
+	addr string // host:port
+	ex   func(ctx context.Context, q *mdns.Msg) (*mdns.Msg, error)
+	doq  *Client
 }
 
 // NewForwarder parses the upstreams of cfg.
@@ -100,7 +101,7 @@ func parseUpstream(s string, roots *x509.CertPool) (upstream, error) {
 		}
 		host = net.JoinHostPort(strings.Trim(u.Host, "[]"), port)
 	}
-	up := upstream{url: s}
+	up := upstream{url: s, addr: host}
 	switch u.Scheme {
 	case "udp", "tcp":
 		if u.Fragment != "" {
