@@ -136,14 +136,12 @@ func ParseRecord(name, typ, value string, ttl uint32) (mdns.RR, error) {
 
 // parseReason is the useful part of a miekg/dns parse error.
 func parseReason(err error) string {
-	if pe, ok := err.(*mdns.ParseError); ok {
-		s := pe.Error()
-		if i := strings.Index(s, ": "); i >= 0 {
-			s = s[i+2:]
-		}
-		return s
+	s := strings.TrimPrefix(err.Error(), "dns: ")
+	// miekg/dns says `<what>: "<token>" at line: l:c`; keep <what>.
+	if i := strings.LastIndex(s, `: "`); i >= 0 {
+		s = s[:i]
 	}
-	return err.Error()
+	return s
 }
 
 // quoteTXT turns free text into TXT character-strings of at most 255
