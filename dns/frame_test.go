@@ -2,9 +2,12 @@ package dns
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"testing"
+
+	mdns "github.com/miekg/dns"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,6 +93,59 @@ func FuzzReadQuery(f *testing.F) {
 		}
 		if !bytes.Equal(AppendMessage(nil, got), in) {
 			t.Fatalf("round trip differs")
+		}
+	})
+}
+
+// FuzzDoQQuery checks what the server does with the message of a DoQ
+// stream: it is refused exactly when it is not a query with ID 0 (or
+// carries edns-tcp-keepalive); an accepted one gets an answer with ID 0, the
+// same question, at most 65535 bytes, padded to 468-byte blocks when the
+// query had EDNS(0).
+func FuzzDoQQuery(f *testing.F) {
+	for _, q := range []*mdns.Msg{
+		query("www.example.test", mdns.TypeA, true),
+		query("nope.example.test", mdns.TypeAAAA, false),
+		query("x.wild.example.test", mdns.TypeANY, true),
+		query("big.example.test", mdns.TypeTXT, true),
+	} {
+		q.Id = 0
+		b, _ := q.Pack()
+		f.Add(b)
+	}
+	srv, err := NewServer(Config{Handler: NewResolver(mustZones(f, bigZone(), "example.test."), nil)})
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		q, err := unpackDoQQuery(wire)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrNonZeroID) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if q.Id != 0 || q.Response {
+			t.Fatalf("accepted id %d response %v", q.Id, q.Response)
+		}
+		resp := srv.answer(context.Background(), &Request{Msg: q, Transport: TransportDoQ})
+		out, err := packDoQ(resp)
+		if err != nil {
+			return // a question that cannot be echoed (miekg refuses to pack it)
+		}
+		if len(out) > MaxMessageSize {
+			t.Fatalf("answer of %d bytes", len(out))
+		}
+		back := new(mdns.Msg)
+		if err := back.Unpack(out); err != nil {
+			t.Fatalf("answer does not unpack: %v", err)
+		}
+		if back.Id != 0 || !back.Response {
+			t.Fatalf("answer id %d response %v", back.Id, back.Response)
+		}
+		if len(q.Question) == 1 && (len(back.Question) != 1 || back.Question[0] != q.Question[0]) {
+			t.Fatalf("question %v answered as %v", q.Question, back.Question)
+		}
+		if q.IsEdns0() != nil && len(out)%paddingBlock != 0 && len(out)+paddingBlock < MaxMessageSize {
+			t.Fatalf("EDNS(0) answer of %d bytes is not padded", len(out))
 		}
 	})
 }
