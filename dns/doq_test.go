@@ -343,13 +343,24 @@ func TestDoQDrainAnswersInFlight(t *testing.T) {
 	ep.Register(srv, core.AccessControl{})
 	errc := make(chan error, 1)
 	go func() { errc <- ep.Serve(context.Background()) }()
-	<-ep.Ready()
-	conn := dialDoQ(t, ep, ca)
+	select {
+	case <-ep.Ready():
+	case err := <-errc:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("endpoint not ready within 10s")
+	}
+	c := &Client{Addr: ep.LocalAddr().String(), TLSConfig: tlsFor(ca)}
+	defer c.Close()
 	got := make(chan *mdns.Msg, 1)
 	go func() {
-		q := query("www.example.test", mdns.TypeA, true)
-		q.Id = 0
-		r, _ := doqExchange(t, conn, q)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		r, err := c.Exchange(ctx, query("www.example.test", mdns.TypeA, true))
+		if err != nil {
+			t.Errorf("exchange: %v", err)
+			r = new(mdns.Msg)
+		}
 		got <- r
 	}()
 	select {
@@ -371,8 +382,12 @@ func TestDoQDrainAnswersInFlight(t *testing.T) {
 		t.Fatal("no answer")
 	}
 	require.NoError(t, <-shut)
-	err = <-errc
-	if err != nil && !errors.Is(err, core.ErrClosed) {
-		t.Fatal(err)
+	select {
+	case err = <-errc:
+		if err != nil && !errors.Is(err, core.ErrClosed) {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return within 10s of Shutdown")
 	}
 }
