@@ -219,4 +219,3 @@ func packDoQQuery(q *mdns.Msg) ([]byte, error) {
 	opt.Option = append(opt.Option, &mdns.EDNS0_PADDING{Padding: make([]byte, n)})
 	return m.Pack()
 }
-

@@ -41,7 +41,9 @@ type Handler interface {
 type HandlerFunc func(ctx context.Context, req *Request) (*mdns.Msg, error)
 
 // ServeDNS calls f.
-func (f HandlerFunc) ServeDNS(ctx context.Context, req *Request) (*mdns.Msg, error) { return f(ctx, req) }
+func (f HandlerFunc) ServeDNS(ctx context.Context, req *Request) (*mdns.Msg, error) {
+	return f(ctx, req)
+}
 
 // Server answers DNS over QUIC as a core.ProtocolHandler (ALPN "doq") and
 // classic DNS over UDP and TCP through ListenClassic, with one Handler.

@@ -136,8 +136,8 @@ type Result struct {
 	// Rcode is mdns.RcodeSuccess or mdns.RcodeNameError.
 	Rcode int
 	// Authoritative is false for a referral below a zone cut.
-	Authoritative         bool
-	Answer, Ns, Extra     []mdns.RR
+	Authoritative     bool
+	Answer, Ns, Extra []mdns.RR
 	// Chased is the name the answer ends on when it left the local zones
 	// through a CNAME ("" when it did not): a forwarding resolver may go on
 	// from there.
