@@ -249,7 +249,11 @@ quotes is one string. Peers with scope dns:update (and call) change records
 remotely through the call operations dns/add, dns/rm and dns/list.
 
 [dns] forward = ["udp://192.0.2.53", "doq://dns.example"] in config.toml
-sends other names to upstream resolvers, with a cache that honours TTLs.`,
+sends other names to upstream resolvers, with a cache that honours TTLs.
+
+DoQ is open to anonymous callers (stock resolvers). A resolver that sends
+many queries at once on one connection needs [limits] max_anon_streams
+(default 8) raised to 32 or more.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
