@@ -16,7 +16,7 @@ vet:
 		(cd $$m && go vet ./...); \
 	done
 	@# Modules outside go.work (own dependencies): vet them so they still build.
-	@for m in bench/callbench tools/release; do \
+	@for m in bench/callbench bench/dnsbench tools/release; do \
 		echo "== go vet $$m (GOWORK=off)"; \
 		(cd $$m && GOWORK=off go vet ./...) || exit 1; \
 	done

@@ -6,11 +6,13 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/alkdev/alknet/call v0.1.0
 	github.com/alkdev/alknet/core v0.1.0
+	github.com/alkdev/alknet/dns v0.1.0
 	github.com/alkdev/alknet/git v0.1.0
 	github.com/alkdev/alknet/sftp v0.1.0
 	github.com/alkdev/alknet/ssh v0.1.0
 	github.com/alkdev/alknet/vault v0.1.0
 	github.com/creack/pty v1.1.24
+	github.com/miekg/dns v1.1.73
 	github.com/pkg/sftp v1.13.12
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
