@@ -64,6 +64,10 @@ type DHT struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	wg        sync.WaitGroup
+
+	boot         []string // bootstrap host:port list
+	bootMu       sync.Mutex
+	bootResolved []dht.Addr
 }
 
 // NewDHT starts a DHT node. It does not contact the bootstrap nodes until
@@ -111,11 +115,11 @@ func NewDHT(cfg DHTConfig) (*DHT, error) {
 	var l alog.Logger
 	l.SetHandlers(slogHandler{log})
 	l = l.WithFilterLevel(alog.Warning)
-	d := &DHT{log: log, done: make(chan struct{})}
+	d := &DHT{log: log, done: make(chan struct{}), boot: boot}
 	sc := &dht.ServerConfig{
 		Conn:             conn,
 		NoSecurity:       true,
-		StartingNodes:    func() ([]dht.Addr, error) { return resolveBootstrap(d.done, boot) },
+		StartingNodes:    d.bootstrapAddrs,
 		QueryResendDelay: func() time.Duration { return resend },
 		Store:            bep44.NewMemory(),
 		Exp:              2 * time.Hour,
@@ -145,14 +149,45 @@ func (d *DHT) Bootstrap(ctx context.Context) error {
 	if d.closed.Load() {
 		return ErrClosed
 	}
+	// Ping every bootstrap node first: those that answer join the
+	// routing table, which the library only fills from the bootstrap list
+	// while it is empty.
+	addrs, _ := d.bootstrapAddrs()
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := d.s.Query(ctx, a, "ping", dht.QueryInput{}); res.ToError() == nil {
+				answered.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
 	st, err := d.s.BootstrapContext(ctx)
 	if err != nil {
 		return fmt.Errorf("dht bootstrap: %w", err)
 	}
-	if st.NumResponses == 0 {
+	if st.NumResponses == 0 && answered.Load() == 0 {
 		return fmt.Errorf("dht bootstrap: no node answered")
 	}
 	return nil
+}
+
+// bootstrapAddrs resolves the bootstrap list once and keeps the result.
+func (d *DHT) bootstrapAddrs() ([]dht.Addr, error) {
+	d.bootMu.Lock()
+	defer d.bootMu.Unlock()
+	if d.bootResolved != nil {
+		return d.bootResolved, nil
+	}
+	addrs, err := resolveBootstrap(d.done, d.boot)
+	if err != nil {
+		return nil, err
+	}
+	d.bootResolved = addrs
+	return addrs, nil
 }
 
 // Maintain keeps the routing table fresh (pings questionable nodes,

@@ -54,6 +54,7 @@ func (d *DHT) lookup(ctx context.Context, target [20]byte, seq *int64, onReply f
 	if err != nil {
 		return nil, err
 	}
+	self := d.s.ID()
 	known := map[netip.AddrPort]*contact{}
 	var cands []*contact
 	add := func(ap netip.AddrPort, id *[20]byte) {
@@ -61,7 +62,7 @@ func (d *DHT) lookup(ctx context.Context, target [20]byte, seq *int64, onReply f
 		if !ap.IsValid() || ap.Port() == 0 || ap.Addr().IsUnspecified() || len(cands) >= maxCandidates {
 			return
 		}
-		if _, ok := known[ap]; ok {
+		if _, ok := known[ap]; ok || (id != nil && *id == self) {
 			return
 		}
 		c := &contact{addr: ap}
@@ -78,6 +79,16 @@ func (d *DHT) lookup(ctx context.Context, target [20]byte, seq *int64, onReply f
 			id = &b
 		}
 		add(n.Addr.AddrPort, id)
+	}
+	// A small routing table (a private DHT, a node just started) also
+	// starts from the bootstrap nodes.
+	if len(cands) < lookupK {
+		boot, _ := d.bootstrapAddrs()
+		for _, a := range boot {
+			if ua, ok := a.Raw().(*net.UDPAddr); ok {
+				add(ua.AddrPort(), nil)
+			}
+		}
 	}
 	// closer orders contacts by XOR distance to target; unknown ids last.
 	closer := func(a, b *contact) int {

@@ -226,7 +226,7 @@ func DecodePacket(id core.NodeID, v []byte) (Record, error) {
 			}
 		case *dns.AAAA:
 			if ip, ok := netip.AddrFromSlice(x.AAAA); ok {
-				ips = appendAddr(ips, ip)
+				ips = appendAddr(ips, ip.Unmap())
 			}
 		case *dns.SVCB:
 			s = x
@@ -257,7 +257,7 @@ func DecodePacket(id core.NodeID, v []byte) (Record, error) {
 			case *dns.SVCBIPv6Hint:
 				for _, ip := range p.Hint {
 					if a, ok := netip.AddrFromSlice(ip); ok {
-						one.hints = appendAddr(one.hints, a)
+						one.hints = appendAddr(one.hints, a.Unmap())
 					}
 				}
 			}
