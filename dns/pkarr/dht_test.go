@@ -86,7 +86,7 @@ func testDHT(t testing.TB, n int, extra ...net.Addr) []*DHT {
 	defer cancel()
 	for i, d := range nodes {
 		require.NoError(t, d.Bootstrap(ctx))
-		require.GreaterOrEqual(t, d.Nodes(), n-1, "node %d knows too few nodes", i)
+		require.GreaterOrEqual(t, d.Nodes(), min(n-1, lookupK), "node %d knows too few nodes", i)
 	}
 	return nodes
 }
