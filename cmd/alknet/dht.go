@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/dns/pkarr"
 	"github.com/spf13/cobra"
@@ -35,7 +37,9 @@ type dhtConfig struct {
 	// interface addresses (a node behind NAT with a forwarded port).
 	Advertise []string `toml:"advertise"`
 	// Known lists node addresses (<nodeid>@<host>:<port>) that resolving
-	// a node id tries before the DHT.
+	// a node id tries before the DHT: the id's own entries are used as
+	// they are, the other nodes are asked for the record over call
+	// (dht/resolve).
 	Known []string `toml:"known"`
 }
 
@@ -68,8 +72,9 @@ var servePublish bool
 
 // dhtState is what serve keeps of its DHT node, in env.ext["dht"].
 type dhtState struct {
-	dht *pkarr.DHT
-	pub *pkarr.Publisher // nil unless publishing
+	dht   *pkarr.DHT
+	pub   atomic.Pointer[pkarr.Publisher] // nil unless publishing
+	cache *pkarr.Cache                    // newest record seen per key (dht/resolve)
 }
 
 func init() {
@@ -85,25 +90,100 @@ func init() {
 			}
 			return cfg.DHT.check()
 		},
-		started: startDHT,
+		services: dhtServices,
+		started:  startDHT,
 	})
 }
 
-// startDHT runs serve's DHT node when [dht] publish (or --publish) or
-// [dht] listen asks for one, and the publisher when publishing.
-func startDHT(ctx context.Context, env *serveEnv) error {
+// resolveOpInput and resolveOpOutput are the dht/resolve operation's.
+type resolveOpInput struct {
+	Node string `json:"node" jsonschema:"node id (z-base-32 or hex)"`
+}
+
+type resolveOpOutput struct {
+	// Packet is the node's signed record in pkarr's binary form (base64).
+	Packet []byte `json:"packet"`
+}
+
+// dhtServices starts serve's DHT node when [dht] publish (or --publish)
+// or [dht] listen asks for one, and registers dht/resolve: a peer with
+// scope call gets any node's signed record (this node's own, else looked
+// up on the DHT), which it verifies itself.
+func dhtServices(env *serveEnv) ([]*service, error) {
 	c := env.cfg.DHT
 	if !c.Publish && c.Listen == "" {
-		return nil
+		return nil, nil
 	}
 	log := env.log.With("svc", "dht")
 	d, err := pkarr.NewDHT(pkarr.DHTConfig{Listen: c.Listen, Bootstrap: c.bootstrap(), Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st := &dhtState{dht: d}
+	st := &dhtState{dht: d, cache: pkarr.NewCache(0)}
+	env.ext["dht"] = st
+	env.closers = append(env.closers, d.Close)
+	if env.calls != nil {
+		call.Query(env.calls, "dht/resolve", func(ctx context.Context, in resolveOpInput) (resolveOpOutput, error) {
+			id, err := core.ParseNodeID(in.Node)
+			if err != nil {
+				return resolveOpOutput{}, call.NewError(call.CodeInvalidInput, "%s", err.Error())
+			}
+			p, err := st.lookup(ctx, env.key.NodeID(), id)
+			if err != nil {
+				return resolveOpOutput{}, call.NewError(call.CodeNotFound, "no record of node %s", id)
+			}
+			b, _ := p.MarshalBinary()
+			return resolveOpOutput{Packet: b}, nil
+		}, call.Options{Description: "A node's signed record (pkarr format): this node's own, else from the Mainline DHT.", Timeout: resolveTimeout})
+	}
+	return nil, nil
+}
+
+// lookup returns the newest record of id this node knows: its own
+// published record, else one from the DHT (kept in the replay cache).
+func (st *dhtState) lookup(ctx context.Context, self, id core.NodeID) (*pkarr.SignedPacket, error) {
+	if id == self {
+		pub := st.pub.Load()
+		if pub == nil || pub.Current() == nil {
+			return nil, pkarr.ErrNotFound
+		}
+		return pub.Current(), nil
+	}
+	var minSeq int64
+	cached := st.cache.Get(id)
+	if cached != nil {
+		minSeq = cached.Seq
+	}
+	p, err := st.dht.Resolve(ctx, id, minSeq)
+	if err != nil {
+		if cached != nil {
+			return cached, nil
+		}
+		return nil, err
+	}
+	if err := st.cache.Put(p); err != nil {
+		if cached != nil {
+			return cached, nil
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// startDHT bootstraps serve's DHT node, keeps its routing table fresh and,
+// when publishing, runs the publisher.
+func startDHT(ctx context.Context, env *serveEnv) error {
+	st, ok := env.ext["dht"].(*dhtState)
+	if !ok {
+		return nil
+	}
+	c := env.cfg.DHT
+	d := st.dht
+	log := env.log.With("svc", "dht")
+	var pub *pkarr.Publisher
 	if c.Publish {
-		st.pub, err = pkarr.NewPublisher(pkarr.PublisherConfig{
+		var err error
+		pub, err = pkarr.NewPublisher(pkarr.PublisherConfig{
 			Key:    env.key,
 			Sink:   d,
 			Addrs:  func() []netip.AddrPort { return publishAddrs(env, c.Advertise) },
@@ -111,11 +191,10 @@ func startDHT(ctx context.Context, env *serveEnv) error {
 			Logger: log,
 		})
 		if err != nil {
-			_ = d.Close()
 			return err
 		}
+		st.pub.Store(pub)
 	}
-	env.ext["dht"] = st
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -129,8 +208,8 @@ func startDHT(ctx context.Context, env *serveEnv) error {
 			log.Warn("dht bootstrap", "err", err)
 		}
 		cancel()
-		if st.pub != nil {
-			_ = st.pub.Run(ctx)
+		if pub != nil {
+			_ = pub.Run(ctx)
 		}
 	}()
 	env.closers = append(env.closers, func() error {
@@ -182,16 +261,21 @@ const resolveTimeout = 30 * time.Second
 type resolved struct {
 	ID     core.NodeID
 	Addrs  []core.Addr
-	Source string         // "config" or "dht"
-	Record *pkarr.Record  // the verified record, from the DHT
+	Source string        // "config", "peer <nodeid>" or "dht"
+	Record *pkarr.Record // the verified record, from the DHT
 	Packet *pkarr.SignedPacket
 }
 
-// resolveNode finds the addresses of node id: the [dht] known entries of
-// config.toml first, then the Mainline DHT (the record's signature is
-// verified and the highest seq wins). The node id stays the pin of every
-// address returned.
-func (g *globals) resolveNode(ctx context.Context, id core.NodeID, skipKnown bool) (*resolved, error) {
+// askTimeout bounds asking one known node for a record over call.
+const askTimeout = 5 * time.Second
+
+// resolveNode finds the addresses of node id. The [dht] known entries of
+// config.toml come first: the id's own are used as they are; every other
+// known node is asked over call (dht/resolve) for the id's record. Then
+// the Mainline DHT. Every record is verified against id and the highest
+// seq wins; the id stays the pin of every address returned. d dials the
+// known nodes (nil: they are not asked).
+func (g *globals) resolveNode(ctx context.Context, id core.NodeID, skipKnown bool, d *dialer) (*resolved, error) {
 	cfg, err := loadConfig(g.path(configFile), false)
 	if err != nil {
 		return nil, err
@@ -199,39 +283,92 @@ func (g *globals) resolveNode(ctx context.Context, id core.NodeID, skipKnown boo
 	if err := cfg.DHT.check(); err != nil {
 		return nil, err
 	}
+	log := g.logger()
 	if !skipKnown {
-		var known []core.Addr
+		var own, others []core.Addr
 		for _, k := range cfg.DHT.Known {
-			if a, err := core.ParseAddr(k); err == nil && a.ID == id {
-				known = append(known, a)
+			a, err := core.ParseAddr(k)
+			switch {
+			case err != nil:
+			case a.ID == id:
+				own = append(own, a)
+			default:
+				others = append(others, a)
 			}
 		}
-		if len(known) > 0 {
-			return &resolved{ID: id, Addrs: known, Source: "config"}, nil
+		if len(own) > 0 {
+			return &resolved{ID: id, Addrs: own, Source: "config"}, nil
+		}
+		var best *pkarr.SignedPacket
+		var from core.NodeID
+		for _, a := range others {
+			if d == nil {
+				break
+			}
+			p, err := askKnown(ctx, d, a, id)
+			if err != nil {
+				log.Debug("known node has no record", "peer", a.ID.String(), "node", id.String(), "err", err)
+				continue
+			}
+			if best == nil || p.Seq > best.Seq {
+				best, from = p, a.ID
+			}
+		}
+		if best != nil {
+			return resolvedFrom(best, "peer "+from.String())
 		}
 	}
-	log := g.logger()
-	d, err := pkarr.NewDHT(pkarr.DHTConfig{Bootstrap: cfg.DHT.bootstrap(), Logger: log.With("svc", "dht")})
+	dn, err := pkarr.NewDHT(pkarr.DHTConfig{Bootstrap: cfg.DHT.bootstrap(), Logger: log.With("svc", "dht")})
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
+	defer dn.Close()
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	start := time.Now()
-	p, err := d.Resolve(ctx, id, 0)
+	p, err := dn.Resolve(ctx, id, 0)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s on the dht: %w", id, err)
 	}
+	log.Debug("resolved node on the dht", "node", id.String(), "seq", p.Seq, "dur", time.Since(start))
+	return resolvedFrom(p, "dht")
+}
+
+// askKnown asks the known node at a for id's record over call and
+// verifies it.
+func askKnown(ctx context.Context, d *dialer, a core.Addr, id core.NodeID) (*pkarr.SignedPacket, error) {
+	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+	defer cancel()
+	conn, err := d.dialAddr(ctx, a, call.ALPN)
+	if err != nil {
+		return nil, err
+	}
+	p := call.NewPeer(conn, call.Config{})
+	defer p.Close()
+	var out resolveOpOutput
+	if err := p.Call(ctx, "dht/resolve", resolveOpInput{Node: id.String()}, &out); err != nil {
+		return nil, err
+	}
+	pkt, err := pkarr.ParseSignedPacket(out.Packet)
+	if err != nil {
+		return nil, err
+	}
+	if pkt.ID != id {
+		return nil, fmt.Errorf("record of %s, asked for %s", pkt.ID, id)
+	}
+	return pkt, nil
+}
+
+// resolvedFrom turns a verified record into addresses.
+func resolvedFrom(p *pkarr.SignedPacket, source string) (*resolved, error) {
 	rec, err := p.Record()
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", id, err)
+		return nil, fmt.Errorf("resolve %s: %w", p.ID, err)
 	}
 	if len(rec.Addrs) == 0 {
-		return nil, fmt.Errorf("resolve %s: %w", id, pkarr.ErrNoAddrs)
+		return nil, fmt.Errorf("resolve %s: %w", p.ID, pkarr.ErrNoAddrs)
 	}
-	log.Debug("resolved node on the dht", "node", id.String(), "seq", p.Seq, "addrs", len(rec.Addrs), "dur", time.Since(start))
-	return &resolved{ID: id, Addrs: rec.NodeAddrs(), Source: "dht", Record: &rec, Packet: p}, nil
+	return &resolved{ID: p.ID, Addrs: rec.NodeAddrs(), Source: source, Record: &rec, Packet: p}, nil
 }
 
 // parseTarget reads an ADDR argument: a node address
@@ -292,6 +429,7 @@ func dialResolved(ctx context.Context, r *resolved, dial func(context.Context, c
 
 func newResolveCmd(g *globals) *cobra.Command {
 	var asJSON, dhtOnly bool
+	var keyFile string
 	cmd := &cobra.Command{
 		Use:   "resolve NODEID",
 		Short: "Find a node's addresses by its node id (config, then the Mainline DHT)",
@@ -314,7 +452,12 @@ this way; the dial stays pinned to that key.`,
 			if a.Host != "" {
 				return fmt.Errorf("%q is already an address; give the node id alone", clipArg(args[0]))
 			}
-			r, err := g.resolveNode(cmd.Context(), a.ID, dhtOnly)
+			d, err := g.newDialer(keyFile)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			r, err := g.resolveNode(cmd.Context(), a.ID, dhtOnly, d)
 			if err != nil {
 				return err
 			}
@@ -325,7 +468,7 @@ this way; the dial stays pinned to that key.`,
 				fmt.Fprintln(g.stdout, x)
 			}
 			if r.Record != nil {
-				fmt.Fprintf(g.stderr, "from the dht: seq %d, signed %s, alpns %s\n", r.Record.Seq, r.Record.Time().Format(time.RFC3339), strings.Join(r.Record.ALPNs, ","))
+				fmt.Fprintf(g.stderr, "from the %s: seq %d, signed %s, alpns %s\n", r.Source, r.Record.Seq, r.Record.Time().Format(time.RFC3339), strings.Join(r.Record.ALPNs, ","))
 			} else {
 				fmt.Fprintf(g.stderr, "from [dht] known in %s\n", g.path(configFile))
 			}
@@ -334,6 +477,7 @@ this way; the dial stays pinned to that key.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the record as JSON")
 	cmd.Flags().BoolVar(&dhtOnly, "dht", false, "skip [dht] known and ask the DHT")
+	cmd.Flags().StringVar(&keyFile, "key", "", "ed25519 private key to present to known nodes (default: the data directory's identity)")
 	return cmd
 }
 

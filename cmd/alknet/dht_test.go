@@ -99,6 +99,28 @@ func TestDHTFindByNodeID(t *testing.T) {
 	r = runCLI(t, nil, "--data", cli, "ping", "-c", "1", other.NodeID().String())
 	assert.NotEqual(t, 0, r.code)
 	assert.Contains(t, r.stderr, "alknet/pkarr: no record found: node "+other.NodeID().String())
+
+	// A client off the DHT (no bootstrap node) asks a known node, which
+	// looks the record up for it (dht/resolve over call); the client
+	// verifies it.
+	lone := filepath.Join(t.TempDir(), "lone")
+	fp := fingerprintOf(t, lone)
+	hub := startNode(t, filepath.Join(t.TempDir(), "hub"), "[dht]\nlisten = \"127.0.0.1:0\"\n"+boot+
+		"\n[[peers]]\nid = \"lone\"\nfingerprints = [\""+fp+"\"]\nscopes = [\"call\"]\n")
+	waitLog(t, hub, "dht node")
+	writeConfig(t, lone, "[dht]\nbootstrap = []\nknown = [\""+hub.Addr+"\"]\n")
+	hubID, _, _ := strings.Cut(hub.Addr, "@")
+	r = runCLI(t, nil, "--data", lone, "resolve", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, srv.Addr+"\n", r.stdout)
+	assert.Contains(t, r.stderr, "from the peer "+hubID+": seq ")
+	r = runCLI(t, nil, "--data", lone, "ping", "-c", "1", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "connected to "+id)
+	// --dht skips the known nodes: this client has no way in.
+	r = runCLI(t, nil, "--data", lone, "resolve", "--dht", id)
+	assert.NotEqual(t, 0, r.code, "--dht skips the known node, and the client has no bootstrap node")
+	assert.Contains(t, r.stderr, "no bootstrap nodes configured")
 }
 
 func TestParseTarget(t *testing.T) {

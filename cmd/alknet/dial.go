@@ -40,8 +40,9 @@ func (g *globals) newDialer(keyFile string) (*dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolve := func(ctx context.Context, id core.NodeID) (*resolved, error) { return g.resolveNode(ctx, id, false) }
-	return &dialer{ep: ep, timeout: timeout, resolve: resolve}, nil
+	d := &dialer{ep: ep, timeout: timeout}
+	d.resolve = func(ctx context.Context, id core.NodeID) (*resolved, error) { return g.resolveNode(ctx, id, false, d) }
+	return d, nil
 }
 
 func (d *dialer) Close() error { return d.ep.Close() }
