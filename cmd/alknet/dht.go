@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -75,6 +74,27 @@ type dhtState struct {
 	dht   *pkarr.DHT
 	pub   atomic.Pointer[pkarr.Publisher] // nil unless publishing
 	cache *pkarr.Cache                    // newest record seen per key (dht/resolve)
+
+	mu        sync.Mutex
+	onPublish []func(*pkarr.SignedPacket)
+}
+
+// OnPublish adds f to what runs after each publication of the node's
+// record (for example serving it from the node's DNS zone with
+// Record.RRs). Call it from a services hook, before the node starts.
+func (st *dhtState) OnPublish(f func(*pkarr.SignedPacket)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.onPublish = append(st.onPublish, f)
+}
+
+func (st *dhtState) published(p *pkarr.SignedPacket, _ int) {
+	st.mu.Lock()
+	fs := slices.Clone(st.onPublish)
+	st.mu.Unlock()
+	for _, f := range fs {
+		f(p)
+	}
 }
 
 func init() {
@@ -184,11 +204,12 @@ func startDHT(ctx context.Context, env *serveEnv) error {
 	if c.Publish {
 		var err error
 		pub, err = pkarr.NewPublisher(pkarr.PublisherConfig{
-			Key:    env.key,
-			Sink:   d,
-			Addrs:  func() []netip.AddrPort { return publishAddrs(env, c.Advertise) },
-			ALPNs:  env.ep.ALPNs(),
-			Logger: log,
+			Key:       env.key,
+			Sink:      d,
+			Addrs:     func() []netip.AddrPort { return publishAddrs(env, c.Advertise) },
+			ALPNs:     env.ep.ALPNs(),
+			OnPublish: st.published,
+			Logger:    log,
 		})
 		if err != nil {
 			return err
@@ -424,7 +445,11 @@ func dialResolved(ctx context.Context, r *resolved, dial func(context.Context, c
 	if len(errs) == 1 {
 		return nil, errs[0]
 	}
-	return nil, fmt.Errorf("node %s (%s): no address answered: %w", r.ID, r.Source, errors.Join(errs...))
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return nil, fmt.Errorf("node %s (%s): no address answered: %s", r.ID, r.Source, strings.Join(msgs, "; "))
 }
 
 func newResolveCmd(g *globals) *cobra.Command {
