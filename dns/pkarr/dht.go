@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
-	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/bep44"
 	"github.com/anacrolix/dht/v2/krpc"
+	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 	"golang.org/x/time/rate"
 )
@@ -51,6 +51,9 @@ type DHTConfig struct {
 	// ResendDelay is how long a query waits for an answer before it is
 	// sent again (three sends in all). Zero means 2s.
 	ResendDelay time.Duration
+	// MaxItems bounds the BEP44 items the node stores for others (the
+	// oldest make room). Zero means DefaultMaxItems.
+	MaxItems int
 	// Logger receives the DHT library's warnings and errors. Nil is silent.
 	Logger *slog.Logger
 }
@@ -63,7 +66,6 @@ type DHT struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
-	wg        sync.WaitGroup
 
 	boot         []string // bootstrap host:port list
 	bootMu       sync.Mutex
@@ -112,6 +114,10 @@ func NewDHT(cfg DHTConfig) (*DHT, error) {
 	if resend <= 0 {
 		resend = 2 * time.Second
 	}
+	maxItems := cfg.MaxItems
+	if maxItems <= 0 {
+		maxItems = DefaultMaxItems
+	}
 	var l alog.Logger
 	l.SetHandlers(slogHandler{log})
 	l = l.WithFilterLevel(alog.Warning)
@@ -121,7 +127,7 @@ func NewDHT(cfg DHTConfig) (*DHT, error) {
 		NoSecurity:       true,
 		StartingNodes:    d.bootstrapAddrs,
 		QueryResendDelay: func() time.Duration { return resend },
-		Store:            bep44.NewMemory(),
+		Store:            newBoundedStore(maxItems),
 		Exp:              2 * time.Hour,
 		Logger:           l,
 		DefaultWant:      []krpc.Want{krpc.WantNodes, krpc.WantNodes6},
@@ -194,8 +200,6 @@ func (d *DHT) bootstrapAddrs() ([]dht.Addr, error) {
 // refreshes buckets, bootstraps again when it empties) until ctx ends or
 // the node is closed. A long-running node runs it in a goroutine.
 func (d *DHT) Maintain(ctx context.Context) {
-	d.wg.Add(1)
-	defer d.wg.Done()
 	go func() {
 		select {
 		case <-ctx.Done():

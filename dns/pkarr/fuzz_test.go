@@ -94,4 +94,3 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 	})
 }
-

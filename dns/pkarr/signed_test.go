@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/dht/v2/bep44"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -117,4 +118,42 @@ func TestCacheEvictsOldest(t *testing.T) {
 	assert.Nil(t, c.Get(a.ID))
 	assert.Equal(t, b, c.Get(b.ID))
 	assert.Equal(t, d, c.Get(d.ID))
+}
+
+// TestStoreBounded: a DHT node keeps at most MaxItems items for others,
+// the oldest making room; updating a stored key takes no more room.
+func TestStoreBounded(t *testing.T) {
+	s := newBoundedStore(3)
+	var items []*SignedPacket
+	for i := range 5 {
+		p, err := Sign(newKey(t), Record{Seq: int64(10 + i), Addrs: aps("192.0.2.1:1")})
+		require.NoError(t, err)
+		items = append(items, p)
+	}
+	put := func(p *SignedPacket) {
+		k := [32]byte(p.ID)
+		require.NoError(t, s.Put(&bep44.Item{V: p.V, K: k, Seq: p.Seq, Sig: p.Sig}))
+	}
+	for _, p := range items[:3] {
+		put(p)
+	}
+	put(items[0]) // an update, no eviction
+	assert.Equal(t, 3, s.len())
+	put(items[3])
+	assert.Equal(t, 3, s.len())
+	_, err := s.Get(Target(items[0].ID))
+	assert.ErrorIs(t, err, bep44.ErrItemNotFound, "the oldest made room")
+	got, err := s.Get(Target(items[3].ID))
+	require.NoError(t, err)
+	assert.Equal(t, items[3].Seq, got.Seq)
+	require.NoError(t, s.Del(Target(items[1].ID)))
+	put(items[4])
+	assert.Equal(t, 3, s.len(), "a deleted item's room is reused")
+	for i := range 100 {
+		p, err := Sign(newKey(t), Record{Seq: int64(100 + i), Addrs: aps("192.0.2.1:1")})
+		require.NoError(t, err)
+		put(p)
+	}
+	assert.Equal(t, 3, s.len())
+	assert.LessOrEqual(t, len(s.order), 6)
 }
