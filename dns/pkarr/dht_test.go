@@ -277,3 +277,23 @@ func TestDHTConfigErrors(t *testing.T) {
 	_, err = d.Resolve(ctx, testKey(t).NodeID(), 0)
 	assert.ErrorIs(t, err, ErrClosed)
 }
+
+// TestDHTResolveHonoursContext: with a bootstrap node that never answers,
+// Resolve and Publish return when ctx ends, not after the retries.
+func TestDHTResolveHonoursContext(t *testing.T) {
+	g := newGuard(t)
+	silent := g.listen(t) // bound, never read
+	d, err := NewDHT(DHTConfig{Conn: g.listen(t), Bootstrap: []string{silent.LocalAddr().String()}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err = d.Resolve(ctx, testKey(t).NodeID(), 0)
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "ended by ctx, not by the resends (3 x 2s)")
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	_, err = d.Publish(ctx2, signed(t, 1, "192.0.2.1:1"))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, d.Bootstrap(ctx2), "dht bootstrap")
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/miekg/dns"
 )
 
@@ -91,6 +92,36 @@ func FuzzDecodePacket(f *testing.F) {
 		}
 		if !slices.Equal(r.Addrs, r2.Addrs) || !slices.Equal(r.ALPNs, r2.ALPNs) {
 			t.Fatalf("round trip changed the record: %v %v -> %v %v", r.Addrs, r.ALPNs, r2.Addrs, r2.ALPNs)
+		}
+	})
+}
+
+// FuzzItemFromReply: whatever a DHT node answers to a get, an item comes
+// out only when it is the target's, within the size limit and validly
+// signed.
+func FuzzItemFromReply(f *testing.F) {
+	p := signed(f, 1700000000000001, "192.0.2.1:4433")
+	target := Target(p.ID)
+	f.Add(bencodedString(p.V), int64(p.Seq), p.Sig[:], true)
+	f.Add([]byte("3:abc"), int64(1), p.Sig[:], true)
+	f.Add([]byte("i5e"), int64(-1), make([]byte, 64), false)
+	f.Fuzz(func(t *testing.T, v []byte, seq int64, sig []byte, ownKey bool) {
+		r := &krpc.Return{}
+		r.V = v
+		r.Seq = &seq
+		copy(r.Sig[:], sig)
+		if ownKey {
+			r.K = [32]byte(p.ID)
+		}
+		got := itemFromReply(target, r)
+		if got == nil {
+			return
+		}
+		if got.ID != p.ID || len(got.V) > MaxPacketSize || got.Seq < 0 {
+			t.Fatalf("accepted a foreign or oversized item")
+		}
+		if err := got.Verify(); err != nil {
+			t.Fatalf("accepted an unverified item: %v", err)
 		}
 	})
 }
