@@ -23,5 +23,7 @@
 // A record only says where a key claims to be: the caller still pins the
 // key when it dials, so a wrong address fails the TLS handshake and never
 // reaches another node. The DHT itself is open: anyone can read a
-// record, and the addresses in it are public.
+// record, and the addresses in it are public. A DHT node stores items for
+// others in memory, at most DHTConfig.MaxItems of them; lookups are
+// bounded in queries and contacts.
 package pkarr
