@@ -35,6 +35,12 @@ func parseCpArg(s string) (cpEnd, error) {
 	if strings.HasPrefix(s, "alknet://") {
 		a, p, err := core.ParseURL(s)
 		if err != nil {
+			// alknet://<nodeid>/path: a node to resolve.
+			rest := strings.TrimPrefix(s, "alknet://")
+			idPart, path, _ := strings.Cut(rest, "/")
+			if id, idErr := core.ParseNodeID(idPart); idErr == nil {
+				return cpEnd{remote: true, addr: id.String(), path: "/" + path}, nil
+			}
 			return cpEnd{}, err
 		}
 		if p == "" {
@@ -44,6 +50,12 @@ func parseCpArg(s string) (cpEnd, error) {
 	}
 	at := strings.IndexByte(s, '@')
 	if at <= 0 {
+		// <nodeid>:/path: a node to resolve.
+		if idPart, path, ok := strings.Cut(s, ":"); ok && strings.HasPrefix(path, "/") {
+			if id, err := core.ParseNodeID(idPart); err == nil {
+				return cpEnd{remote: true, addr: id.String(), path: path}, nil
+			}
+		}
 		return cpEnd{path: s}, nil
 	}
 	if _, err := core.ParseNodeID(s[:at]); err != nil {

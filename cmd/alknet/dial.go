@@ -19,6 +19,11 @@ type dialer struct {
 	ep      *core.Endpoint
 	timeout time.Duration
 	tcp     bool // dial over TCP+TLS instead of QUIC
+	// resolve finds a bare node id's addresses; resolvedMu guards the
+	// answers, kept for the dialer's life (tcpStreams dials again).
+	resolve    func(context.Context, core.NodeID) (*resolved, error)
+	resolvedMu sync.Mutex
+	resolved   map[core.NodeID]*resolved
 }
 
 // newDialer makes a client endpoint on an ephemeral port.
@@ -35,17 +40,54 @@ func (g *globals) newDialer(keyFile string) (*dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dialer{ep: ep, timeout: timeout}, nil
+	d := &dialer{ep: ep, timeout: timeout}
+	d.resolve = func(ctx context.Context, id core.NodeID) (*resolved, error) { return g.resolveNode(ctx, id, false, d) }
+	return d, nil
 }
 
 func (d *dialer) Close() error { return d.ep.Close() }
 
-// dial connects to addr on alpn with a bounded handshake.
+// dial connects to addr on alpn with a bounded handshake. addr is a node
+// address, or a bare node id (alknet://<nodeid>) whose addresses are
+// resolved first (see resolveNode) and tried in turn, each pinned to it.
 func (d *dialer) dial(ctx context.Context, addr string, alpn string) (core.Conn, error) {
-	a, err := core.ParseAddr(addr)
+	a, err := parseTarget(addr)
 	if err != nil {
-		return nil, ipv6Hint(err)
+		return nil, err
 	}
+	if a.Host != "" {
+		return d.dialAddr(ctx, a, alpn)
+	}
+	r, err := d.lookup(ctx, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	return dialResolved(ctx, r, func(ctx context.Context, a core.Addr) (core.Conn, error) { return d.dialAddr(ctx, a, alpn) })
+}
+
+// lookup resolves id once per dialer.
+func (d *dialer) lookup(ctx context.Context, id core.NodeID) (*resolved, error) {
+	d.resolvedMu.Lock()
+	defer d.resolvedMu.Unlock()
+	if r, ok := d.resolved[id]; ok {
+		return r, nil
+	}
+	if d.resolve == nil {
+		return nil, fmt.Errorf("node %s: no address, and no resolver", id)
+	}
+	r, err := d.resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.resolved == nil {
+		d.resolved = map[core.NodeID]*resolved{}
+	}
+	d.resolved[id] = r
+	return r, nil
+}
+
+// dialAddr dials one node address.
+func (d *dialer) dialAddr(ctx context.Context, a core.Addr, alpn string) (core.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	dial := d.ep.Dial

@@ -39,7 +39,7 @@ type sshLink struct {
 }
 
 func (g *globals) newSSHLink(keyFile, addr string) (*sshLink, error) {
-	if _, err := core.ParseAddr(addr); err != nil {
+	if _, err := parseTarget(addr); err != nil {
 		return nil, err
 	}
 	key, err := g.clientKey(keyFile)

@@ -98,7 +98,7 @@ contain spaces.`,
 			if err != nil {
 				return errors.New("OpenSSH's sftp client is not installed (Debian/Ubuntu: apt-get install openssh-client; Fedora: dnf install openssh-clients; macOS ships it)")
 			}
-			if _, err := core.ParseAddr(args[0]); err != nil {
+			if _, err := parseTarget(args[0]); err != nil {
 				return err
 			}
 			proxy, err := g.pipeCommand(sftp.ALPN, keyFile, args[0])

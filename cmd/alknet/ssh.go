@@ -129,7 +129,7 @@ The peer needs scope ssh, plus ssh:shell, ssh:exec, ssh:sftp, ssh:forward
 or ssh:listen for what it may do.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, err := core.ParseAddr(args[0])
+			addr, err := parseTarget(args[0])
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ func sshHostBlock(name, self, key, knownHosts string, addr core.Addr, tcp bool) 
 	if tcp {
 		words = append(words, "--tcp")
 	}
-	proxy := strings.Join(append(words, "--key", sshConfigWord(key), addr.String()), " ")
+	proxy := strings.Join(append(words, "--key", sshConfigWord(key), targetString(addr)), " ")
 	var b strings.Builder
 	fmt.Fprintf(&b, "# alknet node %s (written by alknet ssh-config)\n", addr.ID)
 	fmt.Fprintf(&b, "Host %s\n", name)
