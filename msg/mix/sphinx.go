@@ -198,14 +198,18 @@ func headerStream(k *[32]byte) []byte {
 	return out
 }
 
-// headerMAC is BLAKE2b-128 keyed with mu over version, epoch and beta.
-func headerMAC(mu *[32]byte, version byte, epoch []byte, beta []byte) []byte {
+// headerMAC is BLAKE2b-128 keyed with mu over version, epoch, alpha and
+// beta. Alpha is covered too (the paper's MAC covers beta only) because
+// X25519 ignores the top bit of an element: without it, that bit could be
+// flipped unnoticed.
+func headerMAC(mu *[32]byte, version byte, epoch, alpha, beta []byte) []byte {
 	h, err := blake2b.New(MACSize, mu[:])
 	if err != nil {
 		panic(err)
 	}
 	h.Write([]byte{version})
 	h.Write(epoch)
+	h.Write(alpha)
 	h.Write(beta)
 	return h.Sum(nil)
 }
@@ -359,7 +363,7 @@ func NewPacket(rand io.Reader, epoch uint32, hops []Hop, final Routing, m Messag
 	}
 	xorInto(plain, streams[nu-1][:plainLen])
 	beta := append(plain, phi...)
-	gamma := headerMAC(&keys[nu-1].mu, Version, ep[:], beta)
+	gamma := headerMAC(&keys[nu-1].mu, Version, ep[:], alphas[nu-1], beta)
 	for i := nu - 2; i >= 0; i-- {
 		next := make([]byte, BetaSize)
 		Routing{Command: Relay, Node: hops[i+1].Node, Delay: hops[i].Delay}.encode(next)
@@ -367,7 +371,7 @@ func NewPacket(rand io.Reader, epoch uint32, hops []Hop, final Routing, m Messag
 		copy(next[slotSize:], beta[:BetaSize-slotSize])
 		xorInto(next, streams[i][:BetaSize])
 		beta = next
-		gamma = headerMAC(&keys[i].mu, Version, ep[:], beta)
+		gamma = headerMAC(&keys[i].mu, Version, ep[:], alphas[i], beta)
 	}
 	pkt := make([]byte, PacketSize)
 	pkt[offVersion] = Version
@@ -430,7 +434,7 @@ func Unwrap(priv *[32]byte, pkt []byte, seen func(epoch uint32, tag [TagSize]byt
 	k := deriveKeys(&s)
 	beta := pkt[offBeta:offGamma]
 	gamma := pkt[offGamma:offPayload]
-	want := headerMAC(&k.mu, pkt[offVersion], pkt[offEpoch:offAlpha], beta)
+	want := headerMAC(&k.mu, pkt[offVersion], pkt[offEpoch:offAlpha], alpha, beta)
 	if subtle.ConstantTimeCompare(want, gamma) != 1 {
 		return nil, ErrBadMAC
 	}
