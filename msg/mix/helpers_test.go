@@ -29,18 +29,25 @@ type testNet struct {
 // directory signed by a fresh authority, covering now.
 func newTestNet(t testing.TB, n, layers int, addrs []string, now time.Time, period, mean time.Duration) *testNet {
 	t.Helper()
-	tn := &testNet{authority: newKey(t)}
-	first := Epoch(now, period) - 1
-	d := &Directory{Issued: now, Period: period, FirstEpoch: first, Epochs: 4, MeanDelay: mean, Layers: layers}
-	for i := range n {
-		k := newKey(t)
-		tn.keys = append(tn.keys, k)
+	keys := make([]core.SecretKey, n)
+	for i := range keys {
+		keys[i] = newKey(t)
+	}
+	return newTestNetWithKeys(t, keys, layers, addrs, now, period, mean)
+}
+
+func newTestNetWithKeys(t testing.TB, keys []core.SecretKey, layers int, addrs []string, now time.Time, period, mean time.Duration) *testNet {
+	t.Helper()
+	tn := &testNet{authority: newKey(t), keys: keys}
+	first := Epoch(now, period) - 2
+	d := &Directory{Issued: now, Period: period, FirstEpoch: first, Epochs: 5, MeanDelay: mean, Layers: layers}
+	for i, k := range keys {
 		addr := "127.0.0.1:1"
 		if addrs != nil {
 			addr = addrs[i]
 		}
 		dn := DirNode{ID: k.NodeID(), Layer: i % layers, Addr: addr}
-		for e := first; e < first+4; e++ {
+		for e := first; e < first+5; e++ {
 			dn.Keys = append(dn.Keys, SignKeyRecord(k, period, e))
 		}
 		d.Nodes = append(d.Nodes, dn)
