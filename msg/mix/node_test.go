@@ -185,7 +185,7 @@ type loopbackNet struct {
 // startLoopback runs n mix nodes (layer = index mod layers) on loopback
 // endpoints that know each other and client with scope mix; deliveries
 // go to deliver.
-func startLoopback(t *testing.T, n, layers int, client core.SecretKey, mean time.Duration, deliver DeliverFunc, tune func(i int, c *Config)) *loopbackNet {
+func startLoopback(t testing.TB, n, layers int, client core.SecretKey, mean time.Duration, deliver DeliverFunc, tune func(i int, c *Config)) *loopbackNet {
 	t.Helper()
 	keys := make([]core.SecretKey, n)
 	var entries []core.PeerEntry
