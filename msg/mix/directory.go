@@ -16,8 +16,9 @@ import (
 
 // Directory limits (SPEC.md, "Directory").
 const (
-	// MaxDirectorySize bounds an encoded directory.
-	MaxDirectorySize = 2 << 20
+	// MaxDirectorySize bounds an encoded directory; in base64 it fits a
+	// call frame (1 MiB), so mix/directory can carry it.
+	MaxDirectorySize = 512 << 10
 	// MaxDirectoryNodes bounds the nodes a directory lists.
 	MaxDirectoryNodes = 256
 	// MaxDirectoryEpochs bounds the epochs a directory carries keys for.
