@@ -132,3 +132,11 @@ func ParseKeyRecord(b []byte) (KeyRecord, error) {
 	}
 	return r, nil
 }
+
+// Unwrap peels one layer off pkt with this key; see the function Unwrap.
+func (k *MixKey) Unwrap(pkt []byte, seen func(epoch uint32, tag [TagSize]byte) error) (*Unwrapped, error) {
+	if e, err := PacketEpoch(pkt); err == nil && e != k.Epoch {
+		return nil, fmt.Errorf("%w: packet for epoch %d, key for %d", ErrEpoch, e, k.Epoch)
+	}
+	return Unwrap(&k.private, pkt, seen)
+}

@@ -239,7 +239,9 @@ func startLoopback(t testing.TB, n, layers int, client core.SecretKey, mean time
 
 type forwarderFunc func(ctx context.Context, to core.Addr, pkt []byte) error
 
-func (f forwarderFunc) Send(ctx context.Context, to core.Addr, pkt []byte) error { return f(ctx, to, pkt) }
+func (f forwarderFunc) Send(ctx context.Context, to core.Addr, pkt []byte) error {
+	return f(ctx, to, pkt)
+}
 
 // A message through three mix nodes on loopback reaches the recipient's
 // delivery; every packet on the way has the same size.

@@ -2,10 +2,10 @@ package mix
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"math/bits"
 	"strings"
-	"crypto/rand"
 	"testing"
 	"time"
 
