@@ -164,7 +164,13 @@ func (n *Node) HandlePacket(ctx context.Context, pkt []byte) error {
 	err := n.handle(ctx, pkt)
 	if err != nil {
 		switch statusOf(err) {
-		case StatusSize, StatusInvalid:
+		case StatusInvalid:
+			if errors.Is(err, ErrNoDeliver) {
+				n.c.deliver.Add(1)
+			} else {
+				n.c.invalid.Add(1)
+			}
+		case StatusSize:
 			n.c.invalid.Add(1)
 		case StatusEpoch:
 			n.c.epoch.Add(1)
@@ -216,7 +222,6 @@ func (n *Node) handle(ctx context.Context, pkt []byte) error {
 		return nil
 	case Deliver:
 		if n.cfg.Deliver == nil {
-			n.c.deliver.Add(1)
 			return ErrNoDeliver
 		}
 	}

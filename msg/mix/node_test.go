@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -299,4 +300,53 @@ func TestThreeHopsOnLoopback(t *testing.T) {
 	for _, s := range all {
 		assert.Equal(t, PacketSize, s)
 	}
+}
+
+// exchangeRaw writes b on a new stream of c and returns the status byte.
+func exchangeRaw(t *testing.T, c core.Conn, b []byte) byte {
+	t.Helper()
+	s, err := c.OpenStream(t.Context())
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = s.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, s.CloseWrite())
+	var st [1]byte
+	_, err = io.ReadFull(s, st[:])
+	require.NoError(t, err)
+	return st[0]
+}
+
+func TestServeConnStatus(t *testing.T) {
+	tn := newTestNet(t, 1, 1, nil, time.Now(), testPeriod, time.Hour)
+	n, err := New(Config{Key: tn.keys[0], Directory: func() *Directory { return tn.dir }, Forwarder: &fakeForwarder{},
+		Deliver: func(context.Context, Delivery) error { return nil }})
+	require.NoError(t, err)
+	client, server := coretest.Pipe(ALPN, coretest.Side{Identity: &core.Identity{ID: "mix1", Scopes: []string{Scope}}}, coretest.Side{})
+	done := make(chan error, 1)
+	go func() { done <- n.ServeConn(t.Context(), server) }()
+	pkt, _, err := Wrap(tn.dir, core.NodeID{1}, Message{}, WrapOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, StatusQueued, exchangeRaw(t, client, pkt))
+	assert.Equal(t, StatusReplay, exchangeRaw(t, client, pkt))
+	assert.Equal(t, StatusSize, exchangeRaw(t, client, pkt[:100]))
+	assert.Equal(t, StatusSize, exchangeRaw(t, client, append(bytes.Clone(pkt), 0)))
+	assert.Equal(t, StatusInvalid, exchangeRaw(t, client, flipped(pkt, 8*offGamma)))
+	_ = client.Close(0, "")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeConn did not return after the connection closed")
+	}
+	s := n.Stats()
+	assert.Equal(t, uint64(5), s.Received)
+	assert.Equal(t, uint64(1), s.DroppedReplay)
+	assert.Equal(t, uint64(3), s.DroppedInvalid)
+
+	// A caller without scope mix is refused unless the node is open.
+	client, server = coretest.Pipe(ALPN, coretest.Side{}, coretest.Side{})
+	err = n.ServeConn(t.Context(), server)
+	assert.ErrorIs(t, err, core.ErrForbidden)
+	_ = client
 }
