@@ -350,3 +350,41 @@ func TestServeConnStatus(t *testing.T) {
 	assert.ErrorIs(t, err, core.ErrForbidden)
 	_ = client
 }
+
+// Loop cover packets come back to their sender through every layer; drop
+// cover packets end at a last-layer node. Both look like any packet.
+func TestCoverTraffic(t *testing.T) {
+	ck := newKey(t)
+	ln := startLoopback(t, 3, 3, ck, time.Millisecond, nil, func(i int, c *Config) {
+		if i == 0 {
+			c.LoopRate = 40
+			c.DropRate = 40
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s0 := ln.nodes[0].Stats()
+		var drops uint64
+		for _, n := range ln.nodes {
+			drops += n.Stats().DropsReceived
+		}
+		if s0.LoopsReceived >= 3 && drops >= 3 {
+			assert.GreaterOrEqual(t, s0.LoopsSent, s0.LoopsReceived)
+			assert.GreaterOrEqual(t, s0.DropsSent, uint64(3))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cover traffic did not come round within 30s: node 0 %+v", s0)
+		}
+		time.Sleep(20 * time.Millisecond) // polling counters: nothing to wait on
+	}
+	ln.fwd.mu.Lock()
+	defer ln.fwd.mu.Unlock()
+	for _, s := range ln.fwd.sizes {
+		assert.Equal(t, PacketSize, s)
+	}
+	for i, n := range ln.nodes {
+		s := n.Stats()
+		assert.Zero(t, s.DroppedInvalid+s.DroppedReplay+s.DroppedUnknown+s.DroppedDeliver, "node %d: %+v", i, s)
+	}
+}
