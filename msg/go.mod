@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/alkdev/alknet/core v0.1.0 // indirect
 	github.com/quic-go/quic-go v0.65.0 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
