@@ -139,7 +139,7 @@ func TestOpenRejectsMalformedPlaintext(t *testing.T) {
 			return p
 		},
 		"content type control byte": func(p []byte) []byte { p[89] = '\n'; return p },
-		"not a bucket": func(p []byte) []byte { return p[:len(p)-1] },
+		"not a bucket":              func(p []byte) []byte { return p[:len(p)-1] },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -323,17 +323,21 @@ func (o *Outbox) Attempt(ctx context.Context, id MessageID) error {
 	}
 	o.log.Info("msg delivery failed", "msg", id.String(), "peer", row.via.String(), "attempt", row.attempts, "permanent", permanent, "err", err)
 	back := o.backoff(row.attempts)
-	uerr := o.st.db.Update(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+	// The lease is released even when ctx ended (a shutdown), so the next
+	// run need not wait for it to expire.
+	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer ucancel()
+	uerr := o.st.db.Update(uctx, func(tx *sql.Tx) error {
 		state := "pending"
 		if permanent {
 			state = "failed"
 		}
-		_, err2 := tx.ExecContext(ctx, `UPDATE msg_outbox SET state = ?, next_try = ?, lease_until = 0, last_error = ? WHERE message_id = ?`,
+		_, err2 := tx.ExecContext(uctx, `UPDATE msg_outbox SET state = ?, next_try = ?, lease_until = 0, last_error = ? WHERE message_id = ?`,
 			state, time.Now().Add(back).UnixMilli(), lastError(err), id[:])
 		if err2 != nil {
 			return err2
 		}
-		return o.st.db.Notify(ctx, tx, OutboxChannel, id.String())
+		return o.st.db.Notify(uctx, tx, OutboxChannel, id.String())
 	})
 	return errors.Join(err, uerr)
 }
