@@ -156,12 +156,9 @@ func signedMessage(fields []byte) []byte {
 // node; a zero m.ID gets a random id and a zero m.Time the current time.
 // The record is verified first.
 func Seal(sender core.SecretKey, to KeyRecord, m *Message) ([]byte, error) {
-	if err := to.Verify(); err != nil {
-		return nil, err
-	}
-	pk, err := kem().NewPublicKey(to.Key)
+	pk, err := to.publicKey()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeyRecord, err)
+		return nil, err
 	}
 	return sealTo(sender, to.Node, pk, m)
 }

@@ -118,16 +118,23 @@ func (r KeyRecord) signed() []byte {
 // Verify checks the sizes, the signature under Node, and that Key is a
 // valid X-Wing public key.
 func (r KeyRecord) Verify() error {
+	_, err := r.publicKey()
+	return err
+}
+
+// publicKey verifies the record and returns its parsed key.
+func (r KeyRecord) publicKey() (hpke.PublicKey, error) {
 	if len(r.Key) != PublicKeySize || len(r.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: key of %d bytes, signature of %d", ErrKeyRecord, len(r.Key), len(r.Sig))
+		return nil, fmt.Errorf("%w: key of %d bytes, signature of %d", ErrKeyRecord, len(r.Key), len(r.Sig))
 	}
 	if !ed25519.Verify(r.Node.PublicKey(), r.signed(), r.Sig) {
-		return fmt.Errorf("%w: signature does not verify under %s", ErrKeyRecord, r.Node)
+		return nil, fmt.Errorf("%w: signature does not verify under %s", ErrKeyRecord, r.Node)
 	}
-	if _, err := kem().NewPublicKey(r.Key); err != nil {
-		return fmt.Errorf("%w: %v", ErrKeyRecord, err)
+	pk, err := kem().NewPublicKey(r.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeyRecord, err)
 	}
-	return nil
+	return pk, nil
 }
 
 // Marshal encodes the record: node id (32) || key (1216) || signature (64).
