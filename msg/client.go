@@ -85,6 +85,19 @@ func (c *Client) Key(ctx context.Context, node core.NodeID) (KeyRecord, error) {
 	return ParseKeyRecord(p, want)
 }
 
+// Publish hands the node at the other end the key record of the caller,
+// whose mailbox it hosts, so that it can answer Key requests for it.
+// Only the hosted peer itself may publish its record.
+func (c *Client) Publish(ctx context.Context, rec KeyRecord) error {
+	if err := rec.Verify(); err != nil {
+		return err
+	}
+	if _, err := c.roundTrip(ctx, OpPublish, rec.Marshal(), 0); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
 // FetchKey dials addr and returns the verified key record of the node
 // there.
 func FetchKey(ctx context.Context, ep *core.Endpoint, addr core.Addr) (KeyRecord, error) {

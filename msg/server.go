@@ -163,6 +163,8 @@ func (s *Server) handle(ctx context.Context, conn core.Conn, op Op, p []byte) ([
 		return s.fetch(ctx, conn, p)
 	case OpAck:
 		return s.ack(ctx, conn, p)
+	case OpPublish:
+		return s.publish(ctx, conn, p)
 	}
 	return nil, refuse(StatusBadRequest, "unknown request type 0x%02x", byte(op))
 }
@@ -242,7 +244,32 @@ func (s *Server) key(p []byte) ([]byte, *statusError) {
 	if node.IsZero() || node == s.self {
 		return s.record, nil
 	}
+	if s.hosts(node) {
+		if rec, _, err := s.st.CachedKey(context.Background(), node); err == nil {
+			return rec.Marshal(), nil
+		}
+	}
 	return nil, refuse(StatusNotFound, "no key record of %s here", node)
+}
+
+// publish stores the key record of a hosted peer, which the node then
+// serves to senders (OpKey).
+func (s *Server) publish(ctx context.Context, conn core.Conn, p []byte) ([]byte, *statusError) {
+	rec, err := ParseKeyRecord(p, core.NodeID{})
+	if err != nil {
+		return nil, refuse(StatusBadRequest, "%s", trimPrefix(err))
+	}
+	if serr := s.owner(conn, rec.Node); serr != nil {
+		return nil, serr
+	}
+	if rec.Node == s.self {
+		return nil, refuse(StatusBadRequest, "the node's own key record is not published")
+	}
+	if err := s.st.CacheKey(ctx, rec, ""); err != nil {
+		s.log.Warn("msg publish", "err", err)
+		return nil, refuse(StatusInternal, "could not store the key record")
+	}
+	return nil, nil
 }
 
 // owner checks that conn may read mailbox: the caller holds msg:fetch,

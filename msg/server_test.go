@@ -349,6 +349,32 @@ func TestHostedMailbox(t *testing.T) {
 	require.ErrorIs(t, err, ErrEnvelope)
 	_, err = pc.Fetch(ctx, h.id(), 0, 0)
 	assert.Equal(t, StatusForbidden, remoteCode(t, err))
+
+	// Senders learn p's key from the host once p has published it; only p
+	// may publish it.
+	stranger := dialMsg(t, clientEP(t, a.key), nh)
+	_, err = stranger.Key(ctx, p.id())
+	assert.Equal(t, StatusNotFound, remoteCode(t, err))
+	err = stranger.Publish(ctx, p.msg.Record())
+	assert.Equal(t, StatusForbidden, remoteCode(t, err))
+	err = stranger.Publish(ctx, a.msg.Record())
+	assert.Equal(t, StatusForbidden, remoteCode(t, err), "a stranger's own record: not hosted")
+	require.NoError(t, pc.Publish(ctx, p.msg.Record()))
+	rec, err := stranger.Key(ctx, p.id())
+	require.NoError(t, err)
+	assert.Equal(t, p.msg.PublicKey(), rec.Key)
+
+	// So the outbox of a sender that never met p delivers through h.
+	na := startMsgNode(t, a, t.TempDir(), nodeOpts{peers: coretest.NewPeers(ownerPeers(a)...), outbox: true, outCfg: fastOutbox()})
+	id, err := na.outbox.Send(ctx, p.id(), nh.addr(), &Message{Body: []byte("via the host")})
+	require.NoError(t, err)
+	waitUntil(t, 15*time.Second, "delivered to the hosted mailbox", func() bool { return len(outboxLen(t, na)) == 0 })
+	items, err = pc.Fetch(ctx, p.id(), items[0].Seq, 0)
+	require.NoError(t, err)
+	require.Len(t, items, 1)
+	m, err = Open(p.msg, items[0].Envelope)
+	require.NoError(t, err)
+	assert.Equal(t, id, m.ID)
 }
 
 // countingConn counts the bytes written on the streams it opens.

@@ -20,6 +20,7 @@ const (
 	OpFetch     Op = 0x03 // mailbox, cursor, limit -> items
 	OpAck       Op = 0x04 // mailbox, seqs -> count deleted
 	OpSubscribe Op = 0x05 // mailbox, cursor -> items, pushed as they arrive
+	OpPublish   Op = 0x06 // key record of a hosted peer -> empty
 )
 
 func (o Op) String() string {
@@ -34,6 +35,8 @@ func (o Op) String() string {
 		return "ack"
 	case OpSubscribe:
 		return "subscribe"
+	case OpPublish:
+		return "publish"
 	}
 	return fmt.Sprintf("op 0x%02x", byte(o))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/msg"
+	"github.com/alkdev/alknet/vault"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -211,4 +212,29 @@ func TestMsgWatch(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("watch printed nothing within 30s: %s", werr.String())
 	}
+}
+
+func TestMsgKeyFromVault(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	pf := writeSecret(t, dir, "pass", "correct horse battery staple", 0o600)
+	r := runCLI(t, nil, "--data", data, "vault", "restore", "--mnemonic-file", writeSecret(t, dir, "m", vaultTestMnemonic, 0o600), "--passphrase-file", pf)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCLI(t, nil, "--data", data, "--passphrase-file", pf, "msg", "key", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var info msgKeyInfo
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info), r.stdout)
+
+	nodeKey, nodeID := expectedKey(t, vaultTestMnemonic, "", vault.NodeIdentityPath())
+	msgSeed, _ := expectedKey(t, vaultTestMnemonic, "", vault.MessageKeyPath())
+	sk, err := core.NewSecretKey(nodeKey.Seed())
+	require.NoError(t, err)
+	want, err := msg.NewPrivateKey(sk, msgSeed.Seed())
+	require.NoError(t, err)
+	assert.Equal(t, nodeID.String(), info.Node)
+	assert.Equal(t, base64.StdEncoding.EncodeToString(want.PublicKey()), info.PublicKey)
+	// Not the key a node without a vault would derive from the same node key.
+	plain, err := msg.KeyFromNodeKey(sk)
+	require.NoError(t, err)
+	assert.NotEqual(t, base64.StdEncoding.EncodeToString(plain.PublicKey()), info.PublicKey)
 }
