@@ -18,6 +18,7 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/msg"
 	"github.com/alkdev/alknet/msg/mix"
 	"github.com/spf13/cobra"
 )
@@ -203,24 +204,28 @@ func (s *mixDirSource) load(ctx context.Context) (*mix.Directory, error) {
 	return d, nil
 }
 
-// get returns the current directory; when there is none, or it has no keys
-// for the current epoch, it loads one first (at most every 2 s, waiting up
-// to 5 s).
+// get returns the current directory. When there is none, or it has no
+// keys for the current epoch, it loads one first: a file at once (a stat
+// when unchanged), a fetch at most every 250 ms and one at a time (callers
+// that waited for another's attempt take its result), waiting up to 5 s.
 func (s *mixDirSource) get() *mix.Directory {
 	d := s.cur.Load()
 	if d != nil && d.Covers(mix.Epoch(time.Now(), d.Period)) {
 		return d
 	}
-	s.mu.Lock()
-	recent := time.Since(s.tried) < 2*time.Second
-	s.mu.Unlock()
-	if recent {
-		return s.cur.Load()
+	if s.file == "" {
+		start := time.Now()
+		s.mu.Lock()
+		skip := s.tried.After(start) || time.Since(s.tried) < 250*time.Millisecond
+		s.mu.Unlock()
+		if skip {
+			return s.cur.Load()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := s.load(ctx); err != nil {
-		s.log.Warn("mix directory unavailable", "err", err)
+		s.log.Debug("mix directory unavailable", "err", err)
 	}
 	return s.cur.Load()
 }
@@ -403,16 +408,92 @@ func mixStarted(ctx context.Context, env *serveEnv) error {
 	return nil
 }
 
-// mixDeliverHook, when set, returns the delivery the last hop uses: the
-// recipient's alknet/msg mailbox. Without it the node refuses deliver
-// packets and only relays.
-var mixDeliverHook func(env *serveEnv) mix.DeliverFunc
-
+// mixDeliver is the last hop's delivery: the envelope goes to the
+// alknet/msg mailbox of the node the packet names (the recipient, or the
+// node hosting its mailbox), at the address the sender put in the packet,
+// dialed from this node's endpoint, so the mailbox sees the mix node and
+// not the sender.
 func mixDeliver(env *serveEnv) mix.DeliverFunc {
-	if mixDeliverHook == nil {
-		return nil
+	return func(ctx context.Context, d mix.Delivery) error {
+		if _, err := msg.EnvelopeRecipient(d.Envelope); err != nil {
+			return err
+		}
+		if d.Addr == "" {
+			return fmt.Errorf("no address for %s in the packet", d.Recipient)
+		}
+		a, err := core.ParseAddr(d.Recipient.String() + "@" + d.Addr)
+		if err != nil {
+			return err
+		}
+		_, err = msg.DeliverTo(ctx, env.ep, a, d.Envelope)
+		return err
 	}
-	return mixDeliverHook(env)
+}
+
+func init() {
+	msgSendFlags = func(cmd *cobra.Command) {
+		cmd.Flags().Bool("via-mix", false, "send through the mix network of [mix] (one node per layer, random delays); no delivery acknowledgement")
+	}
+	sendViaMix = msgSendViaMix
+}
+
+// msgSendViaMix is alknet msg send --via-mix: the message is sealed as
+// usual, wrapped in a Sphinx packet and handed to the first mix node. It is
+// not queued in the outbox (the outbox retries directly, which would link
+// sender and recipient); the mix network does not acknowledge delivery.
+func msgSendViaMix(ctx context.Context, s *msgSend) (msg.MessageID, bool, error) {
+	if on, _ := s.cmd.Flags().GetBool("via-mix"); !on {
+		return msg.MessageID{}, false, nil
+	}
+	if s.via.Host == "" {
+		return msg.MessageID{}, true, fmt.Errorf("no known address of %s; give NODEID@HOST:PORT", s.via.ID)
+	}
+	timeout := s.g.connectTimeout
+	if timeout <= 0 {
+		timeout = defaultDialTimeout
+	}
+	ep, err := core.NewEndpoint(core.Config{SecretKey: s.key, HandshakeTimeout: timeout})
+	if err != nil {
+		return msg.MessageID{}, true, err
+	}
+	defer ep.Close()
+	rec, _, err := s.store.CachedKey(ctx, s.to)
+	if err != nil {
+		if !errors.Is(err, msg.ErrNotFound) {
+			return msg.MessageID{}, true, err
+		}
+		// Fetched directly from a throwaway key: the mailbox node sees a
+		// connection from this address, not this node's id.
+		anon, err := core.GenerateSecretKey()
+		if err != nil {
+			return msg.MessageID{}, true, err
+		}
+		aep, err := core.NewEndpoint(core.Config{SecretKey: anon, HandshakeTimeout: timeout})
+		if err != nil {
+			return msg.MessageID{}, true, err
+		}
+		rec, err = s.recipientKey(ctx, aep)
+		_ = aep.Close()
+		if err != nil {
+			return msg.MessageID{}, true, err
+		}
+		fmt.Fprintf(s.g.stderr, "fetched the message key of %s directly (from a throwaway key)\n", s.to)
+	}
+	envelope, err := msg.Seal(s.key, rec, s.message)
+	if err != nil {
+		return msg.MessageID{}, true, err
+	}
+	route, err := sendViaMixEnvelope(ctx, s.g, ep, s.via.ID, s.via.Host, envelope)
+	if err != nil {
+		return msg.MessageID{}, true, err
+	}
+	var total time.Duration
+	for _, d := range route.Delays {
+		total += d
+	}
+	fmt.Fprintf(s.g.stderr, "handed to mix node %s (%d hops, %s of delays); the mix network does not acknowledge delivery\n",
+		route.Nodes[0].ID, len(route.Nodes), total.Round(time.Millisecond))
+	return s.message.ID, true, nil
 }
 
 // sendViaMixEnvelope wraps envelope for recipient (reachable at addr, which

@@ -21,9 +21,10 @@ const Scope = "mix"
 // Delivery is what the last hop of a route hands to the recipient's msg
 // delivery.
 type Delivery struct {
-	// Recipient is the node the envelope is for.
+	// Recipient is the node whose alknet/msg delivery takes the envelope:
+	// the recipient, or the node hosting its mailbox.
 	Recipient core.NodeID
-	// Addr is the recipient's host:port as the sender wrote it, or empty.
+	// Addr is that node's host:port as the sender wrote it, or empty.
 	Addr string
 	// Envelope is the sealed message.
 	Envelope []byte
