@@ -9,7 +9,10 @@ require (
 )
 
 require (
+	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/quic-go/quic-go v0.65.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
