@@ -283,8 +283,18 @@ func TestThreeHopsOnLoopback(t *testing.T) {
 		}
 	}
 	byLayer := map[int]Stats{}
-	for i, n := range ln.nodes {
-		byLayer[ln.dir.Nodes[i].Layer] = n.Stats()
+	// A hop counts a relay once the next hop has answered, which may come
+	// after the message arrived.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		for i, n := range ln.nodes {
+			byLayer[ln.dir.Nodes[i].Layer] = n.Stats()
+		}
+		if byLayer[0].Relayed == 3 && byLayer[1].Relayed == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relays not counted within 10s: %+v", byLayer)
+		}
 	}
 	assert.Equal(t, uint64(3), byLayer[0].Relayed)
 	assert.Equal(t, uint64(3), byLayer[1].Relayed)
