@@ -8,6 +8,7 @@ require (
 	github.com/alkdev/alknet/core v0.1.0
 	github.com/alkdev/alknet/dns v0.1.0
 	github.com/alkdev/alknet/git v0.1.0
+	github.com/alkdev/alknet/msg v0.1.0
 	github.com/alkdev/alknet/sftp v0.1.0
 	github.com/alkdev/alknet/ssh v0.1.0
 	github.com/alkdev/alknet/vault v0.1.0

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/vault"
 	"github.com/spf13/cobra"
 )
 
@@ -105,5 +106,15 @@ func (g *globals) vaultNodeKey() (core.SecretKey, error) {
 		return core.SecretKey{}, err
 	}
 	defer key.Wipe()
+	for _, h := range vaultUnlockHooks {
+		if err := h(g, v); err != nil {
+			return core.SecretKey{}, err
+		}
+	}
 	return core.NewSecretKey(key.Seed())
 }
+
+// vaultUnlockHooks run while loadNodeKey holds the vault unlocked, so that
+// a module deriving keys of its own from the vault (the message key) needs
+// no second passphrase prompt. Added from init functions.
+var vaultUnlockHooks []func(g *globals, v *vault.Vault) error
