@@ -51,12 +51,6 @@ func loopbackDHT(t *testing.T, n int) string {
 	return "bootstrap = [" + strings.Join(quoted, ", ") + "]"
 }
 
-func writeConfig(t *testing.T, dir, config string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(dir, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600))
-}
-
 // TestDHTFindByNodeID: a node that serves with --publish is found by its
 // id alone on a loopback DHT, and `alknet ping <nodeid>` reaches it.
 func TestDHTFindByNodeID(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // alknetBin is the binary built once for the end-to-end tests.
@@ -168,4 +170,11 @@ func fingerprintOf(t *testing.T, dataDir string) string {
 		t.Fatalf("id: %s", r.stderr)
 	}
 	return strings.TrimSpace(r.stdout)
+}
+
+// writeConfig writes config.toml into dir, creating dir.
+func writeConfig(t *testing.T, dir, config string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600))
 }

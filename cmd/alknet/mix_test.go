@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,7 +138,3 @@ func TestMsgSendViaMix(t *testing.T) {
 	}
 }
 
-func writeConfig(t *testing.T, dataDir, config string) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(filepath.Join(dataDir, "config.toml"), []byte(config), 0o600))
-}
