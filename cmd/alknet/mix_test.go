@@ -137,4 +137,3 @@ func TestMsgSendViaMix(t *testing.T) {
 		assert.Zero(t, st.DroppedInvalid+st.DroppedReplay, "layer %d", i)
 	}
 }
-
