@@ -13,6 +13,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/dns/pkarr"
+	mdns "github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -199,4 +200,26 @@ func TestDHTConfigSection(t *testing.T) {
 	cfg.DHT.Advertise = nil
 	cfg.DHT.Known = []string{"nope"}
 	assert.ErrorContains(t, cfg.DHT.check(), `[dht] known "nope"`)
+}
+
+// TestDNSServesNodeRecord: with [dns] publish, the record the node puts on
+// the DHT is also answered by its own DNS server as <z32 nodeid>.<zone>.
+func TestDNSServesNodeRecord(t *testing.T) {
+	t.Parallel()
+	boot := loopbackDHT(t, 2)
+	dir := filepath.Join(t.TempDir(), "node")
+	r := runCLI(t, nil, "--data", dir, "init")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCLI(t, nil, "--data", dir, "dns", "zone", "add", "nodes.test")
+	require.Equal(t, 0, r.code, r.stderr)
+	n := startNode(t, dir, "[dns]\npublish = true\n[dht]\nlisten = \"127.0.0.1:0\"\n"+boot+"\n", "--dns-listen", "127.0.0.1:0")
+	waitLog(t, n, `msg="dns: node record served"`)
+	addr := dnsListenLog.FindStringSubmatch(n.Log())[1]
+	id, hostPort, _ := strings.Cut(n.Addr, "@")
+	_, port, _ := net.SplitHostPort(hostPort)
+	m := dnsAsk(t, "udp", addr, id+".nodes.test", mdns.TypeA)
+	assert.Equal(t, []string{id + ".nodes.test.\t300\tIN\tA\t127.0.0.1"}, answerStrings(m))
+	m = dnsAsk(t, "udp", addr, id+".nodes.test", mdns.TypeSVCB)
+	require.Len(t, m.Answer, 1)
+	assert.Contains(t, m.Answer[0].String(), "port=\""+port+"\"", "the SVCB names the node's port")
 }

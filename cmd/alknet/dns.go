@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/store"
 	"github.com/alkdev/alknet/dns"
+	"github.com/alkdev/alknet/dns/pkarr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -37,6 +40,10 @@ type dnsConfig struct {
 	// MaxStreams is how many queries one DoQ connection may have in
 	// progress; zero means the dns module's default.
 	MaxStreams int `toml:"max_streams"`
+	// Publish is [dht] publish by another name: publish the node's signed
+	// record on the DHT and serve it in every local zone as
+	// <z32 nodeid>.<zone>.
+	Publish bool `toml:"publish"`
 }
 
 // dnsExtension is what the dns extension keeps in env.ext["dns"] for other
@@ -59,6 +66,9 @@ func init() {
 		apply: func(cfg *fileConfig) error {
 			if listen != "" {
 				cfg.DNS.Listen = listen
+			}
+			if cfg.DNS.Publish {
+				cfg.DHT.Publish = true
 			}
 			return nil
 		},
@@ -116,9 +126,43 @@ func dnsServices(env *serveEnv) ([]*service, error) {
 	}
 	env.ext["dns"] = x
 	registerDNSOps(env.calls, st)
+	// The dht extension's services run first: when it publishes the node's
+	// record, serve the same record from every local zone.
+	if d, ok := env.ext["dht"].(*dhtState); ok {
+		d.OnPublish(func(p *pkarr.SignedPacket) { serveNodeRecord(env.log, st, p) })
+	}
 	// DoQ is public DNS: open to anonymous callers (core's anonymous caps
 	// apply), like a resolver on port 853.
 	return []*service{{handler: srv, acl: core.AccessControl{}}}, nil
+}
+
+// serveNodeRecord puts the node's published record at <z32 nodeid>.<zone>
+// in each zone of st, replacing the previous one.
+func serveNodeRecord(log *slog.Logger, st *dns.Store, p *pkarr.SignedPacket) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := p.Record()
+	if err != nil {
+		log.Warn("dns: node record", "err", err)
+		return
+	}
+	zones, err := st.ListZones(ctx)
+	if err != nil {
+		log.Warn("dns: node record: list zones", "err", err)
+		return
+	}
+	for _, z := range zones {
+		rrs, err := rec.RRs(z.Name)
+		if err != nil || len(rrs) == 0 {
+			log.Warn("dns: node record", "zone", z.Name, "err", err)
+			continue
+		}
+		if err := st.PutName(ctx, rrs[0].Header().Name, rrs); err != nil {
+			log.Warn("dns: serve node record", "zone", z.Name, "err", err)
+			continue
+		}
+		log.Info("dns: node record served", "name", rrs[0].Header().Name)
+	}
 }
 
 // dnsStarted serves the classic listener until shutdown.
