@@ -72,6 +72,18 @@ type connMeta struct {
 	ip      netip.Addr    // source address, for the per-address cap
 	streams chan struct{} // one token per open stream; nil = no cap
 	refused atomic.Int32  // streams reset for being over the cap
+	queue   bool          // over the cap, wait for a token (StreamQueuer)
+}
+
+// StreamQueuer is implemented by handlers whose anonymous clients pipeline
+// requests on one connection, as DNS over QUIC resolvers do. For them a
+// stream over the anonymous cap waits, unread, until an earlier stream
+// ends, instead of being reset: the client sees a slower answer, not an
+// error. A waiting stream holds no handler resources, and the peer cannot
+// open more than MaxIncomingStreams, since quic-go grants new streams only
+// as old ones end.
+type StreamQueuer interface {
+	QueueStreams() bool
 }
 
 // maxRefusedStreams is how many streams over its cap an anonymous
@@ -120,6 +132,23 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 		}
 		if c.streams == nil {
 			return newStream(s, c.qc), nil
+		}
+		if c.queue {
+			select {
+			case c.streams <- struct{}{}:
+			case <-ctx.Done():
+				s.CancelRead(quic.StreamErrorCode(CodeLimit))
+				s.CancelWrite(quic.StreamErrorCode(CodeLimit))
+				if c.drain != nil && c.drain.Err() != nil {
+					return nil, ErrShuttingDown
+				}
+				return nil, ctx.Err()
+			case <-c.qc.Context().Done():
+				return nil, wrapQUICError(context.Cause(c.qc.Context()))
+			}
+			qs := newStream(s, c.qc)
+			qs.release = func() { <-c.streams }
+			return qs, nil
 		}
 		select {
 		case c.streams <- struct{}{}:

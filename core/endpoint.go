@@ -333,6 +333,9 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	if e.hookAfterResolve != nil {
 		e.hookAfterResolve()
 	}
+	if q, ok := rt.h.(StreamQueuer); ok && q.QueueStreams() {
+		m.queue = true
+	}
 	code, reason := e.track(c, rt.acl, gen)
 	if reason != "" {
 		log.Warn("connection refused", "reason", reason)

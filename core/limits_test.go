@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -410,4 +411,58 @@ func TestAnonymousSourceKey(t *testing.T) {
 		got := core.SourceKey(net.UDPAddrFromAddrPort(ap))
 		assert.Equal(t, want, got.String(), in)
 	}
+}
+
+// queuePing is ping with streams over the anonymous cap queued.
+type queuePing struct{ core.Ping }
+
+func (queuePing) QueueStreams() bool { return true }
+
+// TestAnonymousStreamsQueued: for a StreamQueuer handler, a stream over the
+// anonymous cap waits for a slot instead of being reset.
+func TestAnonymousStreamsQueued(t *testing.T) {
+	srv := coretest.StartEndpoint(t, core.Config{MaxAnonStreams: 2}, coretest.Route{Handler: queuePing{}})
+	anon := pingOK(t, coretest.ClientEndpoint(t, core.SecretKey{}), srv, "a")
+	held := make([]core.Stream, 2)
+	for i := range held {
+		s, err := anon.OpenStream(ctxT(t))
+		require.NoError(t, err)
+		_, err = s.Write([]byte("k"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(s, make([]byte, 1))
+		require.NoError(t, err)
+		held[i] = s
+	}
+	type answer struct {
+		b   []byte
+		err error
+	}
+	got := make(chan answer, 1)
+	for i := range 5 {
+		third, err := anon.OpenStream(ctxT(t))
+		require.NoError(t, err)
+		msg := fmt.Sprintf("queued %d", i)
+		_, err = third.Write([]byte(msg))
+		require.NoError(t, err)
+		require.NoError(t, third.CloseWrite())
+		go func() {
+			b, err := io.ReadAll(third)
+			got <- answer{b, err}
+		}()
+		if i == 0 {
+			select {
+			case a := <-got:
+				t.Fatalf("a stream over the cap was served or reset at once: %q, %v", a.b, a.err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			// Ending a held stream lets the queued one through.
+			require.NoError(t, held[0].CloseWrite())
+			_, err = io.ReadAll(held[0])
+			require.NoError(t, err)
+		}
+		a := recv(t, got, "the queued stream's answer")
+		require.NoError(t, a.err, "no reset for a queued stream")
+		assert.Equal(t, msg, string(a.b))
+	}
+	assert.NoError(t, anon.Context().Err(), "the connection stays open")
 }

@@ -54,10 +54,23 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	// Let the queries in progress finish (a drain), then say goodbye.
 	wg.Wait()
 	if errors.Is(err, core.ErrShuttingDown) {
+		// The last answers are written but maybe not yet delivered: a
+		// CONNECTION_CLOSE now would discard them. Give the client a moment
+		// to receive them (or to close first), then say goodbye.
+		t := time.NewTimer(closeGrace)
+		select {
+		case <-cctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 		_ = conn.Close(CodeNoError, "server shutting down")
 	}
 	return nil
 }
+
+// closeGrace is how long a draining server waits, after its last answer on
+// a connection, before it closes that connection.
+const closeGrace = 500 * time.Millisecond
 
 func (s *Server) serveStream(ctx context.Context, conn core.Conn, st core.Stream) {
 	defer st.Close()
@@ -187,3 +200,9 @@ func trimPrefix(err error) string {
 }
 
 var _ core.ProtocolHandler = (*Server)(nil)
+
+// QueueStreams implements core.StreamQueuer: resolvers pipeline queries on
+// one connection, so a query over core's anonymous stream cap waits for a
+// slot instead of being reset (RFC 9250 lets a client send many queries on
+// one connection at once).
+func (s *Server) QueueStreams() bool { return true }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -389,5 +390,37 @@ func TestDoQDrainAnswersInFlight(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return within 10s of Shutdown")
+	}
+}
+
+// TestDoQAnonymousPipelining: a stock resolver (anonymous, one connection)
+// that sends many more queries at once than core's anonymous stream cap
+// gets every answer: the queries over the cap wait (core.StreamQueuer)
+// instead of being reset.
+func TestDoQAnonymousPipelining(t *testing.T) {
+	srv := newServer(t, mustZones(t, exampleZone, "example.test."), nil, Config{})
+	ep, ca := startDoQ(t, srv, core.Config{MaxAnonStreams: 2})
+	c := &Client{Addr: ep.LocalAddr().String(), TLSConfig: tlsFor(ca)}
+	t.Cleanup(func() { _ = c.Close() })
+	const n = 60
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			r, err := c.Exchange(ctx, query("www.example.test", mdns.TypeA, true))
+			if err == nil && len(r.Answer) != 2 {
+				err = fmt.Errorf("answer %v", r.Answer)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		select {
+		case err := <-errs:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("a pipelined query got no answer within 30s")
+		}
 	}
 }

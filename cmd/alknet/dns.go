@@ -295,9 +295,9 @@ remotely through the call operations dns/add, dns/rm and dns/list.
 [dns] forward = ["udp://192.0.2.53", "doq://dns.example"] in config.toml
 sends other names to upstream resolvers, with a cache that honours TTLs.
 
-DoQ is open to anonymous callers (stock resolvers). A resolver that sends
-many queries at once on one connection needs [limits] max_anon_streams
-(default 8) raised to 32 or more.`,
+DoQ is open to anonymous callers (stock resolvers). Queries a resolver
+pipelines on one connection beyond [limits] max_anon_streams (default 8)
+wait for a slot.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
