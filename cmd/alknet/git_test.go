@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -347,6 +348,16 @@ resources = { "git:repo/site" = ["read"] }
 	g.must(c, "push", "-q", "origin", "HEAD:main")
 	g.must(a, "pull", "-q", "box:/site.git", "main")
 	assert.Equal(t, g.rev(c, "HEAD"), g.rev(a, "HEAD"))
+
+	// Protocol v2: git sends GIT_PROTOCOL (SendEnv), the server lets it
+	// through and the exec hook serves version 2.
+	tg := &gitEnv{t: t, home: g.home, env: append(slices.Clone(g.env), "GIT_TRACE_PACKET=1")}
+	v2out := tg.must(work, "-c", "protocol.version=2", "clone", "box:site.git", "v2")
+	assert.Contains(t, v2out, "< version 2")
+	assert.Contains(t, v2out, "> command=ls-refs")
+	assert.Equal(t, g.rev(c, "HEAD"), g.rev(filepath.Join(work, "v2"), "HEAD"))
+	v2out = tg.must(filepath.Join(work, "v2"), "-c", "protocol.version=2", "fetch", "origin")
+	assert.Contains(t, v2out, "< version 2")
 
 	// bob has read on site but not the git scope: refused with a message.
 	bg := newGitEnv(t, filepath.Join(dir, "unused"))
