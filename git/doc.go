@@ -19,7 +19,10 @@
 //
 // Client: Helper implements git's remote-helper protocol with the connect
 // capability; the alknet binary runs it when invoked as git-remote-alknet,
-// so "git clone alknet://<nodeid>@host:port/name.git" works.
+// so "git clone alknet://<nodeid>@host:port/name.git" works. The server
+// also serves TCP+TLS (it is a core.SingleStreamer, one request per TCP
+// connection); the helper dials it for alknet+tcp:// URLs, run by git as
+// git-remote-alknet+tcp.
 //
 // Limits: pushes are not atomic across refs (--atomic is refused by git
 // because the server does not advertise it). git passes no protocol version

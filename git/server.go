@@ -58,6 +58,11 @@ func New(cfg Config) (*Server, error) {
 // ALPN implements core.ProtocolHandler.
 func (s *Server) ALPN() []string { return []string{ALPN} }
 
+// SingleStream implements core.SingleStreamer: a request is one stream to
+// its end, so the server is offered on the node's TCP+TLS listener too,
+// one request per TCP connection.
+func (s *Server) SingleStream() bool { return true }
+
 // Root returns the absolute path of the repository root.
 func (s *Server) Root() string { return s.repos.root }
 
@@ -92,15 +97,34 @@ func (s *Server) serveStream(ctx context.Context, st core.Stream, id *core.Ident
 		log.Info("git request refused", "err", err)
 		_, _ = st.Write(errLine("alknet: " + trimPrefix(err)))
 		_ = st.CloseWrite()
+		drain(br, st)
 		return
 	}
 	err = s.ServeRequest(ctx, req.Service, req.Path, req.Protocol(), id, br, st)
 	_ = st.CloseWrite()
+	drain(br, st)
 	if err != nil {
 		log.Info("git request", "op", req.Service, "repo", req.Path, "err", err)
 		return
 	}
 	log.Debug("git request", "op", req.Service, "repo", req.Path)
+}
+
+// drainLimit and drainTimeout bound what the server reads after its answer
+// while it waits for the client's end of the stream.
+const (
+	drainLimit   = 64 << 10
+	drainTimeout = 10 * time.Second
+)
+
+// drain reads what the client still sends (a protocol v2 client ends its
+// session with a flush the server need not read) until the client's FIN,
+// so that the stream is not reset under data the client has yet to read:
+// on TCP, closing a socket with unread input sends an RST, which discards
+// the end of the answer at the client.
+func drain(r io.Reader, st core.Stream) {
+	_ = st.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, drainLimit))
 }
 
 // ServeRequest serves one git service (UploadPack or ReceivePack) on the
@@ -294,4 +318,7 @@ func trimPrefix(err error) string {
 	return msg
 }
 
-var _ core.ProtocolHandler = (*Server)(nil)
+var (
+	_ core.ProtocolHandler = (*Server)(nil)
+	_ core.SingleStreamer  = (*Server)(nil)
+)

@@ -158,18 +158,20 @@ func newGitInstallHelperCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			link := filepath.Join(dir, git.HelperName)
-			if cur, err := os.Readlink(link); err == nil && cur == self {
+			for _, name := range []string{git.HelperName, git.HelperNameTCP} {
+				link := filepath.Join(dir, name)
+				if cur, err := os.Readlink(link); err == nil && cur == self {
+					fmt.Fprintln(g.stdout, link)
+					continue
+				}
+				if _, err := os.Lstat(link); err == nil {
+					return fmt.Errorf("install-helper: %s exists and is not a link to %s", link, self)
+				}
+				if err := os.Symlink(self, link); err != nil {
+					return fmt.Errorf("install-helper: %w", err)
+				}
 				fmt.Fprintln(g.stdout, link)
-				return nil
 			}
-			if _, err := os.Lstat(link); err == nil {
-				return fmt.Errorf("install-helper: %s exists and is not a link to %s", link, self)
-			}
-			if err := os.Symlink(self, link); err != nil {
-				return fmt.Errorf("install-helper: %w", err)
-			}
-			fmt.Fprintln(g.stdout, link)
 			return nil
 		},
 	}
@@ -191,11 +193,12 @@ func runGitHelper(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			_ = d.Close()
 		}
 	}()
-	dial := func(ctx context.Context, addr string) (core.Conn, error) {
+	dial := func(ctx context.Context, addr string, tcp bool) (core.Conn, error) {
 		var err error
 		if d, err = g.newDialer(""); err != nil {
 			return nil, err
 		}
+		d.tcp = tcp
 		return d.dial(ctx, addr, git.ALPN)
 	}
 	if err := git.Helper(ctx, args[1], helperProtocol(ctx), stdin, stdout, dial); err != nil {

@@ -42,7 +42,7 @@ func newGitEnv(t *testing.T, clientData string) *gitEnv {
 	bin := t.TempDir()
 	r := runCLI(t, nil, "git", "install-helper", bin)
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, filepath.Join(bin, "git-remote-alknet"), strings.TrimSpace(r.stdout))
+	require.Equal(t, filepath.Join(bin, "git-remote-alknet")+"\n"+filepath.Join(bin, "git-remote-alknet+tcp")+"\n", r.stdout)
 	home := t.TempDir()
 	env := append(os.Environ(),
 		"HOME="+home,
@@ -125,6 +125,19 @@ resources = { "git:repo/empty" = ["read", "write"] }`}, "")
 	g.must(work, "clone", "-q", url, "d")
 	assert.Equal(t, g.rev(c, "HEAD"), g.rev(filepath.Join(work, "d"), "HEAD"))
 	g.must(filepath.Join(work, "d"), "fsck", "--strict")
+
+	// The same over TCP+TLS (alknet+tcp://): clone, push, fetch.
+	tcpURL := "alknet+tcp://" + n.Addr + "/empty.git"
+	tg := &gitEnv{t: t, home: g.home, env: append(slices.Clone(g.env), "GIT_TRACE_PACKET=1")}
+	out = tg.must(work, "clone", tcpURL, "e")
+	assert.Contains(t, out, "< version 2", "fetches over TCP ask for protocol v2 too")
+	e := filepath.Join(work, "e")
+	assert.Equal(t, g.rev(c, "HEAD"), g.rev(e, "HEAD"))
+	g.commits(e, 2, "e.txt")
+	g.must(e, "push", "-q", "origin", "main")
+	g.must(c, "pull", "-q", tcpURL, "main")
+	assert.Equal(t, g.rev(e, "HEAD"), g.rev(c, "HEAD"))
+	g.must(e, "fsck", "--strict")
 }
 
 func TestGitFetchPushDelete(t *testing.T) {
@@ -257,6 +270,17 @@ func TestGitAccess(t *testing.T) {
 	out, ok = sg.run(w, "clone", url, "s")
 	assert.False(t, ok)
 	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for alknet/git: authentication required")
+	// The same refusals over TCP+TLS.
+	tcpURL := "alknet+tcp://" + n.Addr + "/alpha.git"
+	out, ok = sg.run(w, "clone", tcpURL, "s")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for alknet/git: authentication required")
+	out, ok = ng.run(w, "clone", tcpURL, "n")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for git:repo/alpha: read")
+	out, ok = rg.run(r, "push", tcpURL, "HEAD:main")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for git:repo/alpha: write")
 
 	out, ok = og.run(w, "clone", "alknet://"+n.Addr+"/../alpha.git", "x")
 	assert.False(t, ok)
