@@ -24,8 +24,9 @@
 // connection); the helper dials it for alknet+tcp:// URLs, run by git as
 // git-remote-alknet+tcp.
 //
-// Limits: pushes are not atomic across refs (--atomic is refused by git
-// because the server does not advertise it). git passes no protocol version
-// to a connect helper; the helper asks for version 2 on fetches unless told
-// otherwise (DefaultHelperProtocol).
+// Pushes: go-git stores the pack, this package checks and applies the ref
+// updates, all or none when the client asks (--atomic), with protected
+// refs refused per ref. git passes no protocol version to a connect
+// helper; the helper asks for version 2 on fetches unless told otherwise
+// (DefaultHelperProtocol).
 package git

@@ -16,7 +16,6 @@ import (
 	"github.com/go-git/go-git/v6/plumbing"
 	"github.com/go-git/go-git/v6/plumbing/cache"
 	"github.com/go-git/go-git/v6/plumbing/object"
-	"github.com/go-git/go-git/v6/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v6/plumbing/storer"
 	"github.com/go-git/go-git/v6/plumbing/transport"
 	"github.com/go-git/go-git/v6/storage/filesystem"
@@ -219,40 +218,8 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	lk := s.repos.lock(name)
 	lk.Lock()
 	defer lk.Unlock()
-	return transport.ReceivePack(ctx, st, rc, wc, &transport.ReceivePackRequest{
-		GitProtocol: protocol,
-		Hooks: transport.ReceivePackHooks{
-			PreReceive: func(_ context.Context, info *transport.PreReceiveInfo) error {
-				return s.checkProtected(info.Storer, info.Commands)
-			},
-			PostReceive: func(_ context.Context, info *transport.PostReceiveInfo) error {
-				s.log.Info("git push", "repo", name, "peer", id.ID, "refs", len(info.Commands))
-				return nil
-			},
-		},
-	})
-}
-
-// checkProtected refuses a delete or a non-fast-forward update of a ref
-// that matches Config.Protected.
-func (s *Server) checkProtected(st storer.EncodedObjectStorer, cmds []*packp.Command) error {
-	for _, c := range cmds {
-		ref := c.Name.String()
-		if !s.protected(ref) {
-			continue
-		}
-		if c.New.IsZero() {
-			return fmt.Errorf("protected ref %s: delete refused", ref)
-		}
-		if c.Old.IsZero() {
-			continue
-		}
-		ff, err := isAncestor(st, c.Old, c.New)
-		if err != nil || !ff {
-			return fmt.Errorf("protected ref %s: non-fast-forward refused", ref)
-		}
-	}
-	return nil
+	_, err = s.receivePack(ctx, st, s.log.With("repo", name, "peer", id.ID), protocol, r, w)
+	return err
 }
 
 func (s *Server) protected(ref string) bool {

@@ -214,13 +214,28 @@ backend = "`+backend+`"`)
 	assert.Contains(t, ls, head+"\trefs/heads/main", "main untouched")
 	assert.Contains(t, ls, g.rev(a, "HEAD")+"\trefs/heads/topic")
 
-	// --depth 1 works; --atomic fails with git's own message.
+	// --depth 1 works.
 	g.must(work, "clone", "-q", "--depth", "1", url, "shallow")
 	cnt := strings.TrimSpace(g.must(filepath.Join(work, "shallow"), "rev-list", "--count", "HEAD"))
 	assert.Equal(t, "1", cnt)
-	out, ok = g.run(b, "push", "--atomic", "origin", "HEAD:refs/heads/at")
+
+	// --atomic: the server refuses the rewind of main, so the new branch
+	// pushed with it is not created either; then all refs go together.
+	before := g.must(a, "ls-remote", "origin")
+	out, ok = g.run(a, "push", "--atomic", "--force", "origin", "HEAD:main", "HEAD:refs/heads/at1")
 	assert.False(t, ok)
-	assert.Contains(t, out, "does not support --atomic")
+	assert.Contains(t, out, "! [remote rejected] HEAD -> main (protected ref refs/heads/main: non-fast-forward refused)")
+	assert.Contains(t, out, "! [remote rejected] HEAD -> at1 (atomic push failure)")
+	assert.Equal(t, before, g.must(a, "ls-remote", "origin"), "a refused atomic push changes no ref")
+	g.must(b, "push", "-q", "--atomic", "origin", "HEAD:refs/heads/at1", "HEAD~1:refs/heads/at2", "v1:refs/tags/at", ":topic")
+	ls = g.must(b, "ls-remote", "origin")
+	assert.Contains(t, ls, head+"\trefs/heads/at1")
+	assert.Contains(t, ls, g.rev(b, "HEAD~1")+"\trefs/heads/at2")
+	assert.Contains(t, ls, head+"\trefs/tags/at")
+	assert.NotContains(t, ls, "refs/heads/topic")
+	// push -o: the options reach the server (its log counts them).
+	g.must(b, "push", "-q", "-o", "ci.skip", "-o", "reviewer=x", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=2")
 	g.must(b, "fsck", "--strict")
 	bare := filepath.Join(n.DataDir, "repos", "team", "proj.git")
 	g.must(bare, "fsck", "--strict")
