@@ -219,7 +219,7 @@ func (s *Server) checkCommand(st storage.Storer, c *packp.Command) (*refUpdate, 
 		if cur == nil {
 			return nil, reasonNoRef
 		}
-		if cur.Hash() != c.Old {
+		if !cur.Hash().Equal(c.Old) {
 			return nil, reasonStale
 		}
 	default:

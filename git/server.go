@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v6/plumbing"
 	"github.com/go-git/go-git/v6/plumbing/cache"
 	"github.com/go-git/go-git/v6/plumbing/object"
+	gitprotocol "github.com/go-git/go-git/v6/plumbing/protocol"
 	"github.com/go-git/go-git/v6/plumbing/storer"
 	"github.com/go-git/go-git/v6/plumbing/transport"
 	"github.com/go-git/go-git/v6/storage/filesystem"
@@ -210,6 +211,9 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	rc := io.NopCloser(r)
 	wc := nopWriteCloser{w}
 	if service == UploadPack {
+		if transport.ProtocolVersion(protocol) == gitprotocol.V2 {
+			return s.uploadPackV2(ctx, st, dir, r, w)
+		}
 		return transport.UploadPack(ctx, st, rc, wc, &transport.UploadPackRequest{
 			GitProtocol:          protocol,
 			SkipDeltaCompression: s.cfg.SkipDeltaCompression,

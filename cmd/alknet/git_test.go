@@ -306,8 +306,15 @@ func TestGitAccess(t *testing.T) {
 }
 
 // TestGitCloneBundle clones a real repository with history (miekg/dns,
-// from a bundle) through alknet and compares it with the bundle.
+// from a bundle) through alknet, with each backend, and compares it with
+// the bundle.
 func TestGitCloneBundle(t *testing.T) {
+	for _, backend := range []string{"go-git", "system"} {
+		t.Run(backend, func(t *testing.T) { testGitCloneBundle(t, backend) })
+	}
+}
+
+func testGitCloneBundle(t *testing.T, backend string) {
 	requireGit(t)
 	bundle, err := filepath.Abs("../../../shared/testdata/git/miekg-dns.bundle")
 	require.NoError(t, err)
@@ -320,7 +327,7 @@ func TestGitCloneBundle(t *testing.T) {
 	cli := filepath.Join(t.TempDir(), "cli")
 	n := gitNode(t, map[string]string{cli: `scopes = ["git"]
 resources = { "git:repo/dns" = ["read"] }`}, `[git]
-backend = "system"`)
+backend = "`+backend+`"`)
 	g := newGitEnv(t, cli)
 	g.must(t.TempDir(), "clone", "-q", "--mirror", bundle, filepath.Join(n.DataDir, "repos", "dns.git"))
 	work := t.TempDir()
