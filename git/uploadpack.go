@@ -381,4 +381,3 @@ func pktLines(raw []byte) ([]string, bool) {
 	}
 	return nil, false
 }
-
