@@ -138,6 +138,10 @@ resources = { "git:repo/empty" = ["read", "write"] }`}, "")
 	g.must(c, "pull", "-q", tcpURL, "main")
 	assert.Equal(t, g.rev(e, "HEAD"), g.rev(c, "HEAD"))
 	g.must(e, "fsck", "--strict")
+	g.must(work, "clone", "-q", "--depth", "1", tcpURL, "s")
+	assert.Equal(t, "1", strings.TrimSpace(g.must(filepath.Join(work, "s"), "rev-list", "--count", "HEAD")))
+	g.must(e, "push", "-q", "-o", "a", "-o", "b", "-o", "c", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=3")
 }
 
 func TestGitFetchPushDelete(t *testing.T) {
@@ -404,6 +408,11 @@ resources = { "git:repo/site" = ["read"] }
 	assert.Equal(t, g.rev(c, "HEAD"), g.rev(filepath.Join(work, "v2"), "HEAD"))
 	v2out = tg.must(filepath.Join(work, "v2"), "-c", "protocol.version=2", "fetch", "origin")
 	assert.Contains(t, v2out, "< version 2")
+	// --depth 1 and push -o over ssh too.
+	g.must(work, "clone", "-q", "--depth", "1", "box:site.git", "shallow")
+	assert.Equal(t, "1", strings.TrimSpace(g.must(filepath.Join(work, "shallow"), "rev-list", "--count", "HEAD")))
+	g.must(c, "push", "-q", "-o", "ci.skip", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=1")
 
 	// bob has read on site but not the git scope: refused with a message.
 	bg := newGitEnv(t, filepath.Join(dir, "unused"))
