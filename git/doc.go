@@ -24,6 +24,13 @@
 // connection); the helper dials it for alknet+tcp:// URLs, run by git as
 // git-remote-alknet+tcp.
 //
+// Fetches with protocol v2 (the default of the helper and of git over ssh)
+// run in this package's session loop: plain clones and fetches are
+// answered with the entries of the repository's packs as they are stored,
+// with no delta computed again; ls-refs and shallow, filtered or other
+// fetches go to go-git's transport.UploadPack, as do protocol v0/v1
+// sessions.
+//
 // Pushes: go-git stores the pack, this package checks and applies the ref
 // updates, all or none when the client asks (--atomic), with protected
 // refs refused per ref. git passes no protocol version to a connect

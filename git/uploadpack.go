@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v6/plumbing"
 	"github.com/go-git/go-git/v6/plumbing/format/pktline"
@@ -227,26 +228,38 @@ func (s *Server) fetchV2(st storage.Storer, dir string, req fetchRequest, w io.W
 	return true, pktline.WriteFlush(w)
 }
 
+// anchorSlop is how far before the oldest common have the walk of
+// wantsAnchored looks, for clocks that disagree.
+const anchorSlop = 24 * time.Hour
+
 // wantsAnchored reports whether every want peels to a commit that is one
 // of common or descends from one: then the client has a base for all it
 // wants, and the server stops negotiating ("ready"). One walk over the
-// history of the wants, each commit visited once.
+// history of the wants, each commit visited once, and none older than the
+// oldest common have (less anchorSlop), as upstream bounds its walk: a
+// commit that old cannot descend from a have, unless clocks lie, and then
+// the answer is only "not ready yet", which is safe.
 func wantsAnchored(st storage.Storer, wants, common []plumbing.Hash) (bool, error) {
 	anchored := map[oid]bool{}
+	var oldest time.Time
 	for _, h := range common {
 		if c, ok := peelCommit(st, h); ok {
 			anchored[key(c.Hash)] = true
+			if oldest.IsZero() || c.Committer.When.Before(oldest) {
+				oldest = c.Committer.When
+			}
 		}
 	}
 	if len(anchored) == 0 {
 		return false, nil
 	}
+	cutoff := oldest.Add(-anchorSlop)
 	for _, h := range wants {
 		c, ok := peelCommit(st, h)
 		if !ok {
 			return false, nil
 		}
-		ok, err := reachesAnchor(st, c, anchored)
+		ok, err := reachesAnchor(st, c, anchored, cutoff)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -254,10 +267,11 @@ func wantsAnchored(st storage.Storer, wants, common []plumbing.Hash) (bool, erro
 	return true, nil
 }
 
-// reachesAnchor reports whether c or one of its ancestors is in anchored,
-// recording the answer for every commit it settles (true for a commit on
-// the way to an anchor, false for one whose history has none).
-func reachesAnchor(st storage.Storer, c *object.Commit, anchored map[oid]bool) (bool, error) {
+// reachesAnchor reports whether c or one of its ancestors not older than
+// cutoff is in anchored, recording the answer for every commit it settles
+// (true for a commit on the way to an anchor, false for one whose history
+// has none).
+func reachesAnchor(st storage.Storer, c *object.Commit, anchored map[oid]bool, cutoff time.Time) (bool, error) {
 	if v, ok := anchored[key(c.Hash)]; ok {
 		return v, nil
 	}
@@ -287,8 +301,8 @@ func reachesAnchor(st storage.Storer, c *object.Commit, anchored map[oid]bool) (
 			return true, nil
 		}
 		pc, err := object.GetCommit(st, ph)
-		if err != nil {
-			anchored[key(ph)] = false // outside the repository (a shallow end)
+		if err != nil || pc.Committer.When.Before(cutoff) {
+			anchored[key(ph)] = false // outside the repository (a shallow end), or too old
 			continue
 		}
 		stack = append(stack, frame{c: pc})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/go-git/go-git/v6/plumbing"
@@ -214,4 +215,41 @@ func FuzzReadCommand(f *testing.F) {
 			t.Fatal("fetch without wants accepted")
 		}
 	})
+}
+
+func TestWantsAnchored(t *testing.T) {
+	srv, err := New(Config{Root: t.TempDir()})
+	require.NoError(t, err)
+	st, _, commits := packedRepo(t, srv, "p.git", 30)
+	tip := commits[len(commits)-1]
+	other := commit(t, st, "unrelated")
+	for _, tt := range []struct {
+		name   string
+		common []plumbing.Hash
+		want   bool
+	}{
+		{"an ancestor", []plumbing.Hash{commits[3]}, true},
+		{"the want itself", []plumbing.Hash{tip}, true},
+		{"unrelated", []plumbing.Hash{other}, false},
+		{"none", nil, false},
+		{"unrelated and an ancestor", []plumbing.Hash{other, commits[20]}, true},
+	} {
+		got, err := wantsAnchored(st, []plumbing.Hash{tip}, tt.common)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got, tt.name)
+	}
+
+	// The walk stops at commits older than the cutoff: with the cutoff
+	// after the whole history only the want is settled.
+	tc, ok := peelCommit(st, tip)
+	require.True(t, ok)
+	seen := map[oid]bool{key(other): true}
+	got, err := reachesAnchor(st, tc, seen, tc.Committer.When.Add(time.Hour))
+	require.NoError(t, err)
+	assert.False(t, got)
+	assert.Len(t, seen, 3, "the anchor, the want and its parent, no deeper")
+	seen = map[oid]bool{key(other): true}
+	_, err = reachesAnchor(st, tc, seen, time.Time{})
+	require.NoError(t, err)
+	assert.Len(t, seen, 31, "without a cutoff the whole history")
 }
