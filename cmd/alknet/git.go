@@ -127,6 +127,7 @@ git-remote-alknet, which is this binary under that name:
 
   alknet git install-helper            # link next to the alknet binary
   git clone alknet://<nodeid>@host:4433/name.git
+  git clone alknet+tcp://<nodeid>@host:4433/name.git   # TCP+TLS, where UDP is blocked
 
 The helper dials with the identity of the data directory (ALKNET_DATA, else
 the default). Access is per repository: resources git:repo/<name> (or a
@@ -144,7 +145,7 @@ namespace git:repo/team/*) with actions read, write and create.`,
 func newGitInstallHelperCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "install-helper [DIR]",
-		Short: "Link git-remote-alknet to this binary (default: next to it)",
+		Short: "Link git-remote-alknet and git-remote-alknet+tcp to this binary (default: next to it)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			self, err := os.Executable()
