@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Clone, incremental fetch and push of a real repository (miekg/dns, from
 # the shared test bundle) through alknet (git-remote-alknet over QUIC, with
-# the go-git backend and with the system upload-pack backend), git daemon
+# the go-git backend and with the system upload-pack backend, and the
+# go-git backend over TCP+TLS with alknet+tcp://), git daemon
 # (git://) and OpenSSH sshd (git-upload-pack over ssh), on loopback, in one
 # run. Prints seconds per case and the ratio to sshd (lower is better).
 #
@@ -65,8 +66,8 @@ git daemon --reuseaddr --base-path="$WORK/repos" --export-all --enable=receive-p
 PIDS+=($!)
 for _ in $(seq 100); do git ls-remote "git://127.0.0.1:$DPORT/dns.git" >/dev/null 2>&1 && break; sleep 0.1; done
 
-declare -A URL=([alknet-gogit]="alknet://$A_GOGIT/dns.git" [alknet-system]="alknet://$A_SYSTEM/dns.git" [daemon]="git://127.0.0.1:$DPORT/dns.git")
-ORDER=(alknet-gogit alknet-system daemon)
+declare -A URL=([alknet-gogit]="alknet://$A_GOGIT/dns.git" [alknet-tcp]="alknet+tcp://$A_GOGIT/dns.git" [alknet-system]="alknet://$A_SYSTEM/dns.git" [daemon]="git://127.0.0.1:$DPORT/dns.git")
+ORDER=(alknet-gogit alknet-tcp alknet-system daemon)
 if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then
 	SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench

@@ -13,23 +13,46 @@ import (
 )
 
 // HelperName is the program name under which git runs the remote helper
-// for alknet:// URLs.
+// for alknet:// URLs (QUIC).
 const HelperName = "git-remote-alknet"
 
-// ParseURL splits alknet://<nodeid>@<host>:<port>/<name>.git into the node
-// address ("<nodeid>@<host>:<port>") and the repository path ("/<name>.git").
-func ParseURL(raw string) (addr, repoPath string, err error) {
+// HelperNameTCP is the program name under which git runs the remote helper
+// for alknet+tcp:// URLs: the same helper, dialing TCP+TLS on the node's
+// port number instead of QUIC, for networks that block UDP.
+const HelperNameTCP = "git-remote-alknet+tcp"
+
+// URL schemes of the remote helper.
+const (
+	Scheme    = "alknet"     // QUIC
+	SchemeTCP = "alknet+tcp" // TCP+TLS
+)
+
+// IsHelperName reports whether a program name (the base name of argv[0])
+// is one of the names git runs the helper under.
+func IsHelperName(name string) bool { return name == HelperName || name == HelperNameTCP }
+
+// URL is a parsed alknet:// or alknet+tcp:// repository URL.
+type URL struct {
+	Addr string // the node address, "<nodeid>@<host>:<port>"
+	Path string // the repository path, "/<name>.git"
+	TCP  bool   // alknet+tcp://: dial TCP+TLS instead of QUIC
+}
+
+// ParseURL splits alknet://<nodeid>@<host>:<port>/<name>.git (or the same
+// with the scheme alknet+tcp) into the node address and the repository
+// path.
+func ParseURL(raw string) (URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("alknet/git: url %q: %w", raw, err)
+		return URL{}, fmt.Errorf("alknet/git: url %q: %w", raw, err)
 	}
-	if u.Scheme != "alknet" || u.User == nil || u.User.Username() == "" || u.Host == "" {
-		return "", "", fmt.Errorf("alknet/git: url %q: want alknet://<nodeid>@<host>:<port>/<name>.git", raw)
+	if (u.Scheme != Scheme && u.Scheme != SchemeTCP) || u.User == nil || u.User.Username() == "" || u.Host == "" {
+		return URL{}, fmt.Errorf("alknet/git: url %q: want alknet://<nodeid>@<host>:<port>/<name>.git or alknet+tcp://...", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		return "", "", fmt.Errorf("alknet/git: url %q: no repository path", raw)
+		return URL{}, fmt.Errorf("alknet/git: url %q: no repository path", raw)
 	}
-	return u.User.Username() + "@" + u.Host, u.Path, nil
+	return URL{Addr: u.User.Username() + "@" + u.Host, Path: u.Path, TCP: u.Scheme == SchemeTCP}, nil
 }
 
 // Open opens a stream on conn (which negotiated ALPN) and sends the request
@@ -60,8 +83,9 @@ func Open(ctx context.Context, conn core.Conn, service, repoPath, host, protocol
 // ask for nothing.
 const DefaultHelperProtocol = "version=2"
 
-// Dialer connects to a node address on ALPN alknet/git.
-type Dialer func(ctx context.Context, addr string) (core.Conn, error)
+// Dialer connects to a node address on ALPN alknet/git, over TCP+TLS when
+// tcp is set (an alknet+tcp:// URL), else over QUIC.
+type Dialer func(ctx context.Context, addr string, tcp bool) (core.Conn, error)
 
 // Helper runs git's remote-helper protocol with the connect capability on
 // stdin and stdout, as git runs "git-remote-alknet <remote> <url>". Each
@@ -71,7 +95,7 @@ type Dialer func(ctx context.Context, addr string) (core.Conn, error)
 // "ERR <reason>" pkt-line, which git prints as "fatal: remote error:
 // <reason>".
 func Helper(ctx context.Context, rawURL, protocol string, stdin io.Reader, stdout io.Writer, dial Dialer) error {
-	addr, repoPath, err := ParseURL(rawURL)
+	u, err := ParseURL(rawURL)
 	if err != nil {
 		return err
 	}
@@ -95,7 +119,7 @@ func Helper(ctx context.Context, rawURL, protocol string, stdin io.Reader, stdou
 			if _, err := io.WriteString(stdout, "\n"); err != nil {
 				return err
 			}
-			return relay(ctx, addr, repoPath, service, protocol, in, stdout, dial)
+			return relay(ctx, u, service, protocol, in, stdout, dial)
 		case cmd == "":
 			return nil
 		default:
@@ -105,21 +129,21 @@ func Helper(ctx context.Context, rawURL, protocol string, stdin io.Reader, stdou
 }
 
 // relay connects service and copies in to the stream and the stream to out.
-func relay(ctx context.Context, addr, repoPath, service, protocol string, in io.Reader, out io.Writer, dial Dialer) error {
+func relay(ctx context.Context, u URL, service, protocol string, in io.Reader, out io.Writer, dial Dialer) error {
 	if service != UploadPack && service != ReceivePack {
 		_, _ = out.Write(errLine("alknet: unsupported service " + service))
 		return fmt.Errorf("%w: %q", ErrBadService, service)
 	}
-	conn, err := dial(ctx, addr)
+	conn, err := dial(ctx, u.Addr, u.TCP)
 	if err != nil {
 		return sendErr(out, err)
 	}
 	defer conn.Close(0, "")
-	host := addr[strings.LastIndex(addr, "@")+1:]
+	host := u.Addr[strings.LastIndex(u.Addr, "@")+1:]
 	if service == ReceivePack && protocol == DefaultHelperProtocol {
 		protocol = "" // pushes have no protocol v2
 	}
-	st, err := Open(ctx, conn, service, repoPath, host, protocol)
+	st, err := Open(ctx, conn, service, u.Path, host, protocol)
 	if err != nil {
 		return sendErr(out, err)
 	}

@@ -19,10 +19,21 @@
 //
 // Client: Helper implements git's remote-helper protocol with the connect
 // capability; the alknet binary runs it when invoked as git-remote-alknet,
-// so "git clone alknet://<nodeid>@host:port/name.git" works.
+// so "git clone alknet://<nodeid>@host:port/name.git" works. The server
+// also serves TCP+TLS (it is a core.SingleStreamer, one request per TCP
+// connection); the helper dials it for alknet+tcp:// URLs, run by git as
+// git-remote-alknet+tcp.
 //
-// Limits: pushes are not atomic across refs (--atomic is refused by git
-// because the server does not advertise it). git passes no protocol version
-// to a connect helper; the helper asks for version 2 on fetches unless told
-// otherwise (DefaultHelperProtocol).
+// Fetches with protocol v2 (the default of the helper and of git over ssh)
+// run in this package's session loop: plain clones and fetches are
+// answered with the entries of the repository's packs as they are stored,
+// with no delta computed again; ls-refs and shallow, filtered or other
+// fetches go to go-git's transport.UploadPack, as do protocol v0/v1
+// sessions.
+//
+// Pushes: go-git stores the pack, this package checks and applies the ref
+// updates, all or none when the client asks (--atomic), with protected
+// refs refused per ref. git passes no protocol version to a connect
+// helper; the helper asks for version 2 on fetches unless told otherwise
+// (DefaultHelperProtocol).
 package git

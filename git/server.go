@@ -16,7 +16,7 @@ import (
 	"github.com/go-git/go-git/v6/plumbing"
 	"github.com/go-git/go-git/v6/plumbing/cache"
 	"github.com/go-git/go-git/v6/plumbing/object"
-	"github.com/go-git/go-git/v6/plumbing/protocol/packp"
+	gitprotocol "github.com/go-git/go-git/v6/plumbing/protocol"
 	"github.com/go-git/go-git/v6/plumbing/storer"
 	"github.com/go-git/go-git/v6/plumbing/transport"
 	"github.com/go-git/go-git/v6/storage/filesystem"
@@ -58,6 +58,11 @@ func New(cfg Config) (*Server, error) {
 // ALPN implements core.ProtocolHandler.
 func (s *Server) ALPN() []string { return []string{ALPN} }
 
+// SingleStream implements core.SingleStreamer: a request is one stream to
+// its end, so the server is offered on the node's TCP+TLS listener too,
+// one request per TCP connection.
+func (s *Server) SingleStream() bool { return true }
+
 // Root returns the absolute path of the repository root.
 func (s *Server) Root() string { return s.repos.root }
 
@@ -92,15 +97,34 @@ func (s *Server) serveStream(ctx context.Context, st core.Stream, id *core.Ident
 		log.Info("git request refused", "err", err)
 		_, _ = st.Write(errLine("alknet: " + trimPrefix(err)))
 		_ = st.CloseWrite()
+		drain(br, st)
 		return
 	}
 	err = s.ServeRequest(ctx, req.Service, req.Path, req.Protocol(), id, br, st)
 	_ = st.CloseWrite()
+	drain(br, st)
 	if err != nil {
 		log.Info("git request", "op", req.Service, "repo", req.Path, "err", err)
 		return
 	}
 	log.Debug("git request", "op", req.Service, "repo", req.Path)
+}
+
+// drainLimit and drainTimeout bound what the server reads after its answer
+// while it waits for the client's end of the stream.
+const (
+	drainLimit   = 64 << 10
+	drainTimeout = 10 * time.Second
+)
+
+// drain reads what the client still sends (a protocol v2 client ends its
+// session with a flush the server need not read) until the client's FIN,
+// so that the stream is not reset under data the client has yet to read:
+// on TCP, closing a socket with unread input sends an RST, which discards
+// the end of the answer at the client.
+func drain(r io.Reader, st core.Stream) {
+	_ = st.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, drainLimit))
 }
 
 // ServeRequest serves one git service (UploadPack or ReceivePack) on the
@@ -187,6 +211,9 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	rc := io.NopCloser(r)
 	wc := nopWriteCloser{w}
 	if service == UploadPack {
+		if transport.ProtocolVersion(protocol) == gitprotocol.V2 {
+			return s.uploadPackV2(ctx, st, dir, r, w)
+		}
 		return transport.UploadPack(ctx, st, rc, wc, &transport.UploadPackRequest{
 			GitProtocol:          protocol,
 			SkipDeltaCompression: s.cfg.SkipDeltaCompression,
@@ -195,40 +222,8 @@ func (s *Server) serve(ctx context.Context, service, repoPath, protocol string, 
 	lk := s.repos.lock(name)
 	lk.Lock()
 	defer lk.Unlock()
-	return transport.ReceivePack(ctx, st, rc, wc, &transport.ReceivePackRequest{
-		GitProtocol: protocol,
-		Hooks: transport.ReceivePackHooks{
-			PreReceive: func(_ context.Context, info *transport.PreReceiveInfo) error {
-				return s.checkProtected(info.Storer, info.Commands)
-			},
-			PostReceive: func(_ context.Context, info *transport.PostReceiveInfo) error {
-				s.log.Info("git push", "repo", name, "peer", id.ID, "refs", len(info.Commands))
-				return nil
-			},
-		},
-	})
-}
-
-// checkProtected refuses a delete or a non-fast-forward update of a ref
-// that matches Config.Protected.
-func (s *Server) checkProtected(st storer.EncodedObjectStorer, cmds []*packp.Command) error {
-	for _, c := range cmds {
-		ref := c.Name.String()
-		if !s.protected(ref) {
-			continue
-		}
-		if c.New.IsZero() {
-			return fmt.Errorf("protected ref %s: delete refused", ref)
-		}
-		if c.Old.IsZero() {
-			continue
-		}
-		ff, err := isAncestor(st, c.Old, c.New)
-		if err != nil || !ff {
-			return fmt.Errorf("protected ref %s: non-fast-forward refused", ref)
-		}
-	}
-	return nil
+	_, err = s.receivePack(ctx, st, s.log.With("repo", name, "peer", id.ID), protocol, r, w)
+	return err
 }
 
 func (s *Server) protected(ref string) bool {
@@ -294,4 +289,7 @@ func trimPrefix(err error) string {
 	return msg
 }
 
-var _ core.ProtocolHandler = (*Server)(nil)
+var (
+	_ core.ProtocolHandler = (*Server)(nil)
+	_ core.SingleStreamer  = (*Server)(nil)
+)

@@ -134,10 +134,12 @@ func TestExec(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Setenv("LANG", "C.UTF-8"))
 	require.NoError(t, s.Setenv("LC_TIME", "C"))
+	require.NoError(t, s.Setenv("GIT_PROTOCOL", "version=2"))
 	assert.Error(t, s.Setenv("LD_PRELOAD", "/evil.so"))
-	o, err := s.Output(`echo "$LANG|$LC_TIME|$LD_PRELOAD"`)
+	assert.Error(t, s.Setenv("GIT_DIR", "/etc"))
+	o, err := s.Output(`echo "$LANG|$LC_TIME|$GIT_PROTOCOL|$LD_PRELOAD|$GIT_DIR"`)
 	require.NoError(t, err)
-	assert.Equal(t, "C.UTF-8|C|\n", string(o))
+	assert.Equal(t, "C.UTF-8|C|version=2||\n", string(o))
 }
 
 func TestCatLargeIsByteExact(t *testing.T) {
@@ -281,7 +283,7 @@ func TestSubsystemAndExecHook(t *testing.T) {
 			return func(ctx context.Context, stdio alkssh.ExecIO) (int, error) {
 				hookID <- id.ID
 				in, _ := io.ReadAll(stdio.Stdin)
-				fmt.Fprintf(stdio.Stdout, "hello %s, %s", strings.TrimPrefix(cmd, "greet "), in)
+				fmt.Fprintf(stdio.Stdout, "hello %s, %s%s", strings.TrimPrefix(cmd, "greet "), in, strings.Join(stdio.Env, ","))
 				fmt.Fprint(stdio.Stderr, "note")
 				return 7, nil
 			}, true
@@ -325,6 +327,17 @@ func TestSubsystemAndExecHook(t *testing.T) {
 	assert.Equal(t, 7, exitStatus(t, err))
 	assert.Equal(t, "hello world, bye", o)
 	assert.Equal(t, "note", e)
+	assert.Equal(t, "git", recv(t, hookID, 10*time.Second, "the exec hook's caller"))
+	// The hook sees the allowlisted environment, GIT_PROTOCOL included.
+	s, err = g.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, s.Setenv("GIT_PROTOCOL", "version=2"))
+	assert.Error(t, s.Setenv("GIT_EXEC_PATH", "/tmp"))
+	var hookOut bytes.Buffer
+	s.Stdout = &hookOut
+	within(t, time.Minute, "the hook with an environment", func() { err = s.Run("greet env") })
+	assert.Equal(t, 7, exitStatus(t, err))
+	assert.Equal(t, "hello env, GIT_PROTOCOL=version=2", hookOut.String())
 	assert.Equal(t, "git", recv(t, hookID, 10*time.Second, "the exec hook's caller"))
 	_, e, err = run(t, g, "id", nil)
 	assert.Equal(t, alkssh.ExitRefused, exitStatus(t, err))

@@ -171,9 +171,11 @@ func (s *session) handle(req *gossh.Request) {
 	}
 }
 
-// allowedEnv is the environment allowlist: LANG, LC_* and TERM.
+// allowedEnv is the environment allowlist: LANG, LC_*, TERM and
+// GIT_PROTOCOL (git sends it to ask for protocol version 2; the exec hook
+// and a system git-upload-pack read it).
 func allowedEnv(name string) bool {
-	return name == "LANG" || name == "TERM" || (strings.HasPrefix(name, "LC_") && len(name) > 3 &&
+	return name == "LANG" || name == "TERM" || name == "GIT_PROTOCOL" || (strings.HasPrefix(name, "LC_") && len(name) > 3 &&
 		!strings.ContainsAny(name, "=\x00"))
 }
 

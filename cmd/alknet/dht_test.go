@@ -55,6 +55,7 @@ func loopbackDHT(t *testing.T, n int) string {
 // TestDHTFindByNodeID: a node that serves with --publish is found by its
 // id alone on a loopback DHT, and `alknet ping <nodeid>` reaches it.
 func TestDHTFindByNodeID(t *testing.T) {
+	t.Parallel()
 	boot := loopbackDHT(t, 3)
 	srv := startNode(t, filepath.Join(t.TempDir(), "srv"), "[dht]\nlisten = \"127.0.0.1:0\"\n"+boot+"\n", "--publish")
 	waitLog(t, srv, "dht record published")
@@ -119,6 +120,7 @@ func TestDHTFindByNodeID(t *testing.T) {
 }
 
 func TestParseTarget(t *testing.T) {
+	t.Parallel()
 	k, err := core.GenerateSecretKey()
 	require.NoError(t, err)
 	id := k.NodeID()
@@ -148,6 +150,7 @@ func TestParseTarget(t *testing.T) {
 // TestDialResolvedPinned: every address a resolution gives is dialed with
 // the resolved id, and an entry naming another key is never dialed.
 func TestDialResolvedPinned(t *testing.T) {
+	t.Parallel()
 	k1, _ := core.GenerateSecretKey()
 	k2, _ := core.GenerateSecretKey()
 	r := &resolved{ID: k1.NodeID(), Source: "dht", Addrs: []core.Addr{
@@ -166,6 +169,7 @@ func TestDialResolvedPinned(t *testing.T) {
 }
 
 func TestParseCpArgNodeID(t *testing.T) {
+	t.Parallel()
 	k, _ := core.GenerateSecretKey()
 	id := k.NodeID().String()
 	e, err := parseCpArg(id + ":/srv/file")
@@ -180,6 +184,7 @@ func TestParseCpArgNodeID(t *testing.T) {
 }
 
 func TestDHTConfigSection(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.toml")
 	require.NoError(t, os.WriteFile(path, []byte("[dht]\nlisten = \"127.0.0.1:0\"\nbootstrap = []\npublish = true\nadvertise = [\"192.0.2.1:4433\"]\n"), 0o600))

@@ -42,6 +42,7 @@ func answerStrings(m *mdns.Msg) []string {
 // TestDNSServeLiveChange: a node serves its zones over classic DNS and DoQ,
 // and `alknet dns add` in another process is answered within a second.
 func TestDNSServeLiveChange(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	r := runCLI(t, nil, "--data", dir, "init")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -96,6 +97,7 @@ func TestDNSServeLiveChange(t *testing.T) {
 // TestDNSCLIRecords: ls, rm, import and export on the local database, and
 // one-line errors that change nothing.
 func TestDNSCLIRecords(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "node")
 	run := func(args ...string) result {
 		return runCLI(t, nil, append([]string{"--data", dir, "dns"}, args...)...)
@@ -148,6 +150,7 @@ func TestDNSCLIRecords(t *testing.T) {
 
 // TestDNSCallOps: dns/add, dns/rm and dns/list need scope dns:update.
 func TestDNSCallOps(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	editorDir, userDir := filepath.Join(dir, "editor"), filepath.Join(dir, "user")
 	config := "[[peers]]\nid = \"editor\"\nfingerprints = [\"" + fingerprintOf(t, editorDir) + "\"]\nscopes = [\"call\", \"dns:update\"]\n" +

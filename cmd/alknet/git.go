@@ -127,6 +127,7 @@ git-remote-alknet, which is this binary under that name:
 
   alknet git install-helper            # link next to the alknet binary
   git clone alknet://<nodeid>@host:4433/name.git
+  git clone alknet+tcp://<nodeid>@host:4433/name.git   # TCP+TLS, where UDP is blocked
 
 The helper dials with the identity of the data directory (ALKNET_DATA, else
 the default). Access is per repository: resources git:repo/<name> (or a
@@ -144,7 +145,7 @@ namespace git:repo/team/*) with actions read, write and create.`,
 func newGitInstallHelperCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "install-helper [DIR]",
-		Short: "Link git-remote-alknet to this binary (default: next to it)",
+		Short: "Link git-remote-alknet and git-remote-alknet+tcp to this binary (default: next to it)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			self, err := os.Executable()
@@ -158,18 +159,20 @@ func newGitInstallHelperCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			link := filepath.Join(dir, git.HelperName)
-			if cur, err := os.Readlink(link); err == nil && cur == self {
+			for _, name := range []string{git.HelperName, git.HelperNameTCP} {
+				link := filepath.Join(dir, name)
+				if cur, err := os.Readlink(link); err == nil && cur == self {
+					fmt.Fprintln(g.stdout, link)
+					continue
+				}
+				if _, err := os.Lstat(link); err == nil {
+					return fmt.Errorf("install-helper: %s exists and is not a link to %s", link, self)
+				}
+				if err := os.Symlink(self, link); err != nil {
+					return fmt.Errorf("install-helper: %w", err)
+				}
 				fmt.Fprintln(g.stdout, link)
-				return nil
 			}
-			if _, err := os.Lstat(link); err == nil {
-				return fmt.Errorf("install-helper: %s exists and is not a link to %s", link, self)
-			}
-			if err := os.Symlink(self, link); err != nil {
-				return fmt.Errorf("install-helper: %w", err)
-			}
-			fmt.Fprintln(g.stdout, link)
 			return nil
 		},
 	}
@@ -191,11 +194,12 @@ func runGitHelper(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			_ = d.Close()
 		}
 	}()
-	dial := func(ctx context.Context, addr string) (core.Conn, error) {
+	dial := func(ctx context.Context, addr string, tcp bool) (core.Conn, error) {
 		var err error
 		if d, err = g.newDialer(""); err != nil {
 			return nil, err
 		}
+		d.tcp = tcp
 		return d.dial(ctx, addr, git.ALPN)
 	}
 	if err := git.Helper(ctx, args[1], helperProtocol(ctx), stdin, stdout, dial); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +42,7 @@ func newGitEnv(t *testing.T, clientData string) *gitEnv {
 	bin := t.TempDir()
 	r := runCLI(t, nil, "git", "install-helper", bin)
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, filepath.Join(bin, "git-remote-alknet"), strings.TrimSpace(r.stdout))
+	require.Equal(t, filepath.Join(bin, "git-remote-alknet")+"\n"+filepath.Join(bin, "git-remote-alknet+tcp")+"\n", r.stdout)
 	home := t.TempDir()
 	env := append(os.Environ(),
 		"HOME="+home,
@@ -125,6 +126,23 @@ resources = { "git:repo/empty" = ["read", "write"] }`}, "")
 	g.must(work, "clone", "-q", url, "d")
 	assert.Equal(t, g.rev(c, "HEAD"), g.rev(filepath.Join(work, "d"), "HEAD"))
 	g.must(filepath.Join(work, "d"), "fsck", "--strict")
+
+	// The same over TCP+TLS (alknet+tcp://): clone, push, fetch.
+	tcpURL := "alknet+tcp://" + n.Addr + "/empty.git"
+	tg := &gitEnv{t: t, home: g.home, env: append(slices.Clone(g.env), "GIT_TRACE_PACKET=1")}
+	out = tg.must(work, "clone", tcpURL, "e")
+	assert.Contains(t, out, "< version 2", "fetches over TCP ask for protocol v2 too")
+	e := filepath.Join(work, "e")
+	assert.Equal(t, g.rev(c, "HEAD"), g.rev(e, "HEAD"))
+	g.commits(e, 2, "e.txt")
+	g.must(e, "push", "-q", "origin", "main")
+	g.must(c, "pull", "-q", tcpURL, "main")
+	assert.Equal(t, g.rev(e, "HEAD"), g.rev(c, "HEAD"))
+	g.must(e, "fsck", "--strict")
+	g.must(work, "clone", "-q", "--depth", "1", tcpURL, "s")
+	assert.Equal(t, "1", strings.TrimSpace(g.must(filepath.Join(work, "s"), "rev-list", "--count", "HEAD")))
+	g.must(e, "push", "-q", "-o", "a", "-o", "b", "-o", "c", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=3")
 }
 
 func TestGitFetchPushDelete(t *testing.T) {
@@ -202,13 +220,28 @@ backend = "`+backend+`"`)
 	assert.Contains(t, ls, head+"\trefs/heads/main", "main untouched")
 	assert.Contains(t, ls, g.rev(a, "HEAD")+"\trefs/heads/topic")
 
-	// --depth 1 works; --atomic fails with git's own message.
+	// --depth 1 works.
 	g.must(work, "clone", "-q", "--depth", "1", url, "shallow")
 	cnt := strings.TrimSpace(g.must(filepath.Join(work, "shallow"), "rev-list", "--count", "HEAD"))
 	assert.Equal(t, "1", cnt)
-	out, ok = g.run(b, "push", "--atomic", "origin", "HEAD:refs/heads/at")
+
+	// --atomic: the server refuses the rewind of main, so the new branch
+	// pushed with it is not created either; then all refs go together.
+	before := g.must(a, "ls-remote", "origin")
+	out, ok = g.run(a, "push", "--atomic", "--force", "origin", "HEAD:main", "HEAD:refs/heads/at1")
 	assert.False(t, ok)
-	assert.Contains(t, out, "does not support --atomic")
+	assert.Contains(t, out, "! [remote rejected] HEAD -> main (protected ref refs/heads/main: non-fast-forward refused)")
+	assert.Contains(t, out, "! [remote rejected] HEAD -> at1 (atomic push failure)")
+	assert.Equal(t, before, g.must(a, "ls-remote", "origin"), "a refused atomic push changes no ref")
+	g.must(b, "push", "-q", "--atomic", "origin", "HEAD:refs/heads/at1", "HEAD~1:refs/heads/at2", "v1:refs/tags/at", ":topic")
+	ls = g.must(b, "ls-remote", "origin")
+	assert.Contains(t, ls, head+"\trefs/heads/at1")
+	assert.Contains(t, ls, g.rev(b, "HEAD~1")+"\trefs/heads/at2")
+	assert.Contains(t, ls, head+"\trefs/tags/at")
+	assert.NotContains(t, ls, "refs/heads/topic")
+	// push -o: the options reach the server (its log counts them).
+	g.must(b, "push", "-q", "-o", "ci.skip", "-o", "reviewer=x", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=2")
 	g.must(b, "fsck", "--strict")
 	bare := filepath.Join(n.DataDir, "repos", "team", "proj.git")
 	g.must(bare, "fsck", "--strict")
@@ -259,6 +292,17 @@ func TestGitAccess(t *testing.T) {
 	out, ok = sg.run(w, "clone", url, "s")
 	assert.False(t, ok)
 	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for alknet/git: authentication required")
+	// The same refusals over TCP+TLS.
+	tcpURL := "alknet+tcp://" + n.Addr + "/alpha.git"
+	out, ok = sg.run(w, "clone", tcpURL, "s")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for alknet/git: authentication required")
+	out, ok = ng.run(w, "clone", tcpURL, "n")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for git:repo/alpha: read")
+	out, ok = rg.run(r, "push", tcpURL, "HEAD:main")
+	assert.False(t, ok)
+	assert.Contains(t, out, "fatal: remote error: alknet: peer not authorized for git:repo/alpha: write")
 
 	out, ok = og.run(w, "clone", "alknet://"+n.Addr+"/../alpha.git", "x")
 	assert.False(t, ok)
@@ -269,9 +313,16 @@ func TestGitAccess(t *testing.T) {
 }
 
 // TestGitCloneBundle clones a real repository with history (miekg/dns,
-// from a bundle) through alknet and compares it with the bundle.
+// from a bundle) through alknet, with each backend, and compares it with
+// the bundle.
 func TestGitCloneBundle(t *testing.T) {
 	t.Parallel()
+	for _, backend := range []string{"go-git", "system"} {
+		t.Run(backend, func(t *testing.T) { testGitCloneBundle(t, backend) })
+	}
+}
+
+func testGitCloneBundle(t *testing.T, backend string) {
 	requireGit(t)
 	bundle, err := filepath.Abs("../../../shared/testdata/git/miekg-dns.bundle")
 	require.NoError(t, err)
@@ -284,7 +335,7 @@ func TestGitCloneBundle(t *testing.T) {
 	cli := filepath.Join(t.TempDir(), "cli")
 	n := gitNode(t, map[string]string{cli: `scopes = ["git"]
 resources = { "git:repo/dns" = ["read"] }`}, `[git]
-backend = "system"`)
+backend = "`+backend+`"`)
 	g := newGitEnv(t, cli)
 	g.must(t.TempDir(), "clone", "-q", "--mirror", bundle, filepath.Join(n.DataDir, "repos", "dns.git"))
 	work := t.TempDir()
@@ -352,6 +403,21 @@ resources = { "git:repo/site" = ["read"] }
 	g.must(c, "push", "-q", "origin", "HEAD:main")
 	g.must(a, "pull", "-q", "box:/site.git", "main")
 	assert.Equal(t, g.rev(c, "HEAD"), g.rev(a, "HEAD"))
+
+	// Protocol v2: git sends GIT_PROTOCOL (SendEnv), the server lets it
+	// through and the exec hook serves version 2.
+	tg := &gitEnv{t: t, home: g.home, env: append(slices.Clone(g.env), "GIT_TRACE_PACKET=1")}
+	v2out := tg.must(work, "-c", "protocol.version=2", "clone", "box:site.git", "v2")
+	assert.Contains(t, v2out, "< version 2")
+	assert.Contains(t, v2out, "> command=ls-refs")
+	assert.Equal(t, g.rev(c, "HEAD"), g.rev(filepath.Join(work, "v2"), "HEAD"))
+	v2out = tg.must(filepath.Join(work, "v2"), "-c", "protocol.version=2", "fetch", "origin")
+	assert.Contains(t, v2out, "< version 2")
+	// --depth 1 and push -o over ssh too.
+	g.must(work, "clone", "-q", "--depth", "1", "box:site.git", "shallow")
+	assert.Equal(t, "1", strings.TrimSpace(g.must(filepath.Join(work, "shallow"), "rev-list", "--count", "HEAD")))
+	g.must(c, "push", "-q", "-o", "ci.skip", "origin", "HEAD:refs/heads/opt")
+	assert.Contains(t, n.Log(), "options=1")
 
 	// bob has read on site but not the git scope: refused with a message.
 	bg := newGitEnv(t, filepath.Join(dir, "unused"))

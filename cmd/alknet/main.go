@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	if filepath.Base(os.Args[0]) == git.HelperName {
+	if git.IsHelperName(filepath.Base(os.Args[0])) {
 		os.Exit(runGitHelper(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

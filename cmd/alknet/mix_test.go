@@ -57,6 +57,7 @@ func startMixNet(t *testing.T, extraPeers map[string]string) *mixNet {
 }
 
 func TestMixDirectorySignAndShow(t *testing.T) {
+	t.Parallel()
 	m := startMixNet(t, nil)
 	// Fetched from the authority by a mix node, verified against its id.
 	r := runCLI(t, nil, "--data", m.dirs[1], "mix", "directory", "show", m.nodes[0].Addr)
@@ -88,6 +89,7 @@ func TestMixDirectorySignAndShow(t *testing.T) {
 // (one per layer) and lands in the recipient's mailbox; the last mix node,
 // not the sender, delivered it.
 func TestMsgSendViaMix(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	sender := filepath.Join(base, "sender")
 	m := startMixNet(t, map[string]string{"sender": fingerprintOf(t, sender)})

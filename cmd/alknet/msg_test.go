@@ -30,6 +30,7 @@ func msgInbox(t *testing.T, dataDir string) []msgInboxEntry {
 }
 
 func TestMsgSendInboxReadKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	aDir, bDir := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	fingerprintOf(t, aDir)
@@ -117,6 +118,7 @@ func freeUDPPort(t *testing.T) int {
 }
 
 func TestMsgOutboxDeliversWhenTheRecipientStarts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	aDir, cDir := filepath.Join(dir, "a"), filepath.Join(dir, "c")
 	cID := strings.TrimSpace(runCLI(t, nil, "--data", cDir, "init").stdout)
@@ -173,6 +175,7 @@ func TestMsgOutboxDeliversWhenTheRecipientStarts(t *testing.T) {
 }
 
 func TestMsgWatch(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	aDir, bDir := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	fingerprintOf(t, aDir)
@@ -215,6 +218,7 @@ func TestMsgWatch(t *testing.T) {
 }
 
 func TestMsgKeyFromVault(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	pf := writeSecret(t, dir, "pass", "correct horse battery staple", 0o600)
