@@ -33,24 +33,35 @@ func IsHelperName(name string) bool { return name == HelperName || name == Helpe
 
 // URL is a parsed alknet:// or alknet+tcp:// repository URL.
 type URL struct {
-	Addr string // the node address, "<nodeid>@<host>:<port>"
+	Addr string // the node address, "<nodeid>@<host>:<port>", or a bare node id
 	Path string // the repository path, "/<name>.git"
 	TCP  bool   // alknet+tcp://: dial TCP+TLS instead of QUIC
 }
 
 // ParseURL splits alknet://<nodeid>@<host>:<port>/<name>.git (or the same
 // with the scheme alknet+tcp) into the node address and the repository
-// path.
+// path. alknet://<nodeid>/<name>.git names the node by its id alone: Addr is
+// then the bare id, which the dialer resolves (the alknet binary looks it up
+// in the node's published record).
 func ParseURL(raw string) (URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return URL{}, fmt.Errorf("alknet/git: url %q: %w", raw, err)
 	}
-	if (u.Scheme != Scheme && u.Scheme != SchemeTCP) || u.User == nil || u.User.Username() == "" || u.Host == "" {
-		return URL{}, fmt.Errorf("alknet/git: url %q: want alknet://<nodeid>@<host>:<port>/<name>.git or alknet+tcp://...", raw)
+	bare := u.User == nil && u.Host != "" && u.Port() == ""
+	if bare {
+		if _, err := core.ParseNodeID(u.Host); err != nil {
+			bare = false
+		}
+	}
+	if (u.Scheme != Scheme && u.Scheme != SchemeTCP) || (!bare && (u.User == nil || u.User.Username() == "" || u.Host == "")) {
+		return URL{}, fmt.Errorf("alknet/git: url %q: want alknet://<nodeid>@<host>:<port>/<name>.git, alknet://<nodeid>/<name>.git or alknet+tcp://...", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
 		return URL{}, fmt.Errorf("alknet/git: url %q: no repository path", raw)
+	}
+	if bare {
+		return URL{Addr: u.Host, Path: u.Path, TCP: u.Scheme == SchemeTCP}, nil
 	}
 	return URL{Addr: u.User.Username() + "@" + u.Host, Path: u.Path, TCP: u.Scheme == SchemeTCP}, nil
 }

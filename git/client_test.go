@@ -19,7 +19,13 @@ func TestParseURL(t *testing.T) {
 	u, err = ParseURL("alknet+tcp://abc@[::1]:4433/app.git")
 	require.NoError(t, err)
 	assert.Equal(t, URL{Addr: "abc@[::1]:4433", Path: "/app.git", TCP: true}, u)
+	id := strings.Repeat("y", 52)
+	u, err = ParseURL("alknet://" + id + "/app.git")
+	require.NoError(t, err)
+	assert.Equal(t, URL{Addr: id, Path: "/app.git"}, u, "a bare node id")
 	for _, bad := range []string{
+		"alknet://" + id + ":1/x.git",
+		"alknet://nodeid/x.git",
 		"git://abc@h:1/x.git",
 		"alknet+udp://abc@h:1/x.git",
 		"alknet://h:1/x.git",

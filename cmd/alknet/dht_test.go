@@ -57,12 +57,19 @@ func loopbackDHT(t *testing.T, n int) string {
 func TestDHTFindByNodeID(t *testing.T) {
 	t.Parallel()
 	boot := loopbackDHT(t, 3)
-	srv := startNode(t, filepath.Join(t.TempDir(), "srv"), "[dht]\nlisten = \"127.0.0.1:0\"\n"+boot+"\n", "--publish")
+	cli := filepath.Join(t.TempDir(), "cli")
+	cliFP := fingerprintOf(t, cli)
+	srv := startNode(t, filepath.Join(t.TempDir(), "srv"), "[dht]\nlisten = \"127.0.0.1:0\"\n"+boot+"\n"+
+		"[[peers]]\nid = \"cli\"\nfingerprints = [\""+cliFP+"\"]\nscopes = [\"git\"]\nresources = { \"git:repo/*\" = [\"read\"] }\n", "--publish")
 	waitLog(t, srv, "dht record published")
 	id, _, _ := strings.Cut(srv.Addr, "@")
-
-	cli := filepath.Join(t.TempDir(), "cli")
 	writeConfig(t, cli, "[dht]\n"+boot+"\n")
+
+	// git finds the node by id alone too: the refusal comes from the node.
+	g := newGitEnv(t, cli)
+	gitOut, ok := g.run(t.TempDir(), "ls-remote", "alknet://"+id+"/missing.git")
+	assert.False(t, ok)
+	assert.Contains(t, gitOut, "fatal: remote error: alknet: repository not found: missing.git", "git by node id")
 
 	r := runCLI(t, nil, "--data", cli, "resolve", id)
 	require.Equal(t, 0, r.code, r.stderr)
