@@ -185,6 +185,27 @@ func (s *Server) deliver(ctx context.Context, conn core.Conn, env []byte) ([]byt
 			return nil, refuse(StatusForbidden, "%s", accessReason(err))
 		}
 	}
+	return s.store(ctx, env)
+}
+
+// DeliverLocal hands an envelope that reached this process by other means
+// (the mixnet's last hop on this node, a Go program embedding the node)
+// to the mailbox it names, with every check of a network delivery but the
+// caller's rate limits and scope. A refusal is a *RemoteError with the
+// status a network caller would get.
+func (s *Server) DeliverLocal(ctx context.Context, envelope []byte) (DeliverResult, error) {
+	out, serr := s.store(ctx, envelope)
+	if serr != nil {
+		return DeliverResult{}, &RemoteError{Code: serr.code, Message: serr.msg}
+	}
+	return DeliverResult{Duplicate: out[0] == deliveredDuplicate}, nil
+}
+
+// store checks an envelope against the mailbox it names and stores it.
+func (s *Server) store(ctx context.Context, env []byte) ([]byte, *statusError) {
+	if int64(len(env)) > s.cfg.MaxEnvelope {
+		return nil, refuse(StatusTooLarge, "envelope of %d bytes (limit %d)", len(env), s.cfg.MaxEnvelope)
+	}
 	mailbox, err := EnvelopeRecipient(env)
 	if err != nil {
 		return nil, refuse(StatusInvalid, "%s", trimPrefix(err))
