@@ -158,7 +158,7 @@ func (s *Server) handle(ctx context.Context, conn core.Conn, op Op, p []byte) ([
 	case OpDeliver:
 		return s.deliver(ctx, conn, p)
 	case OpKey:
-		return s.key(p)
+		return s.key(ctx, p)
 	case OpFetch:
 		return s.fetch(ctx, conn, p)
 	case OpAck:
@@ -256,7 +256,7 @@ func (s *Server) hosts(node core.NodeID) bool {
 	return (core.AccessControl{RequiredScopes: []string{ScopeFetch}}).Check(id) == nil
 }
 
-func (s *Server) key(p []byte) ([]byte, *statusError) {
+func (s *Server) key(ctx context.Context, p []byte) ([]byte, *statusError) {
 	if len(p) != core.NodeIDSize {
 		return nil, refuse(StatusBadRequest, "key request of %d bytes, want %d", len(p), core.NodeIDSize)
 	}
@@ -266,7 +266,7 @@ func (s *Server) key(p []byte) ([]byte, *statusError) {
 		return s.record, nil
 	}
 	if s.hosts(node) {
-		if rec, _, err := s.st.CachedKey(context.Background(), node); err == nil {
+		if rec, _, err := s.st.CachedKey(ctx, node); err == nil {
 			return rec.Marshal(), nil
 		}
 	}

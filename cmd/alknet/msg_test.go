@@ -164,7 +164,8 @@ func TestMsgOutboxDeliversWhenTheRecipientStarts(t *testing.T) {
 	nc.stop(t)
 	na = startNode(t, aDir, fast)
 	nc = startNode(t, cDir, "", "--listen", cListen)
-	r = runCLI(t, nil, "--data", aDir, "msg", "send", cAddr, "second")
+	// A bare node id works now: a learned c's key and address.
+	r = runCLI(t, nil, "--data", aDir, "msg", "send", cID, "second")
 	require.Equal(t, 0, r.code, r.stderr)
 	es = msgInbox(t, cDir)
 	require.Len(t, es, 2, "exactly the two messages, no duplicate")
