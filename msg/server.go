@@ -71,6 +71,11 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	}
 }
 
+// requestTimeout bounds the wait for each request of a stream, from the
+// end of the previous answer (or the stream's start) to the request's last
+// byte.
+const requestTimeout = time.Minute
+
 // statusError is an answer other than OK.
 type statusError struct {
 	code Status
@@ -92,6 +97,9 @@ func (s *Server) serveStream(ctx context.Context, conn core.Conn, st core.Stream
 	stop := context.AfterFunc(conn.Context(), cancel)
 	defer stop()
 	for range maxRequests {
+		// A stream that sends no complete request for this long is closed,
+		// so idle streams do not pin server goroutines.
+		_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
 		typ, p, err := readFrame(st, func(typ byte) int64 {
 			if Op(typ) == OpDeliver {
 				return s.cfg.MaxEnvelope
@@ -108,6 +116,7 @@ func (s *Server) serveStream(ctx context.Context, conn core.Conn, st core.Stream
 		if err != nil {
 			return
 		}
+		_ = st.SetReadDeadline(time.Time{})
 		op := Op(typ)
 		if op == OpSubscribe {
 			s.subscribe(ctx, conn, st, p)
