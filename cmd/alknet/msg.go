@@ -335,7 +335,7 @@ func (g *globals) msgSendDirect(ctx context.Context, s *msgSend, timeout time.Du
 	case err == nil:
 		fmt.Fprintf(g.stderr, "delivered to %s\n", s.via)
 		return nil
-	case errors.Is(err, msg.ErrNotFound) || strings.Contains(err.Error(), "another attempt"):
+	case errors.Is(err, msg.ErrLeased), errors.Is(err, msg.ErrNotFound) && !isRemote(err):
 		fmt.Fprintln(g.stderr, "queued; the running node delivers it")
 		return nil
 	}
@@ -349,6 +349,12 @@ func (g *globals) msgSendDirect(ctx context.Context, s *msgSend, timeout time.Du
 	}
 	fmt.Fprintf(g.stderr, "queued, not delivered yet: %v\nalknet serve retries until %s acknowledges it (alknet msg outbox)\n", describe(err), s.via.ID)
 	return nil
+}
+
+// isRemote reports whether err is a mailbox node's answer.
+func isRemote(err error) bool {
+	var re *msg.RemoteError
+	return errors.As(err, &re)
 }
 
 // resolveMsgTarget turns ADDR|NODEID (and --to) into recipient and
