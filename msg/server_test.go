@@ -240,10 +240,16 @@ func TestDeliveryRateLimits(t *testing.T) {
 		cfg:   Config{RatePerKey: 0.001, BurstPerKey: 3, RatePerAddr: 0.001, BurstPerAddr: 5},
 	})
 	ctx := t.Context()
+	clients := map[core.NodeID]*Client{} // one connection per key: core caps anonymous connections per address
 	send := func(from testNode) error {
 		env, err := Seal(from.key, b.msg.Record(), &Message{Body: []byte("x")})
 		require.NoError(t, err)
-		_, err = dialMsg(t, clientEP(t, from.key), nb).Deliver(ctx, env)
+		c, ok := clients[from.id()]
+		if !ok {
+			c = dialMsg(t, clientEP(t, from.key), nb)
+			clients[from.id()] = c
+		}
+		_, err = c.Deliver(ctx, env)
 		return err
 	}
 	a := newTestNode(t)
