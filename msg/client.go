@@ -208,13 +208,20 @@ func (c *Client) roundTrip(ctx context.Context, op Op, payload []byte, limit int
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Now()) })
 	defer stop()
-	if err := writeFrame(s, byte(op), payload); err != nil {
-		return nil, c.ctxErr(ctx, err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, c.ctxErr(ctx, err)
+	werr := writeFrame(s, byte(op), payload)
+	if werr == nil {
+		werr = s.CloseWrite()
 	}
 	p, err := readAnswer(s, limit)
+	if werr != nil {
+		// The server may refuse a request before reading all of it (too
+		// large) and stop reading: its answer says why the write failed.
+		var re *RemoteError
+		if errors.As(err, &re) {
+			return nil, err
+		}
+		return nil, c.ctxErr(ctx, werr)
+	}
 	return p, c.ctxErr(ctx, err)
 }
 

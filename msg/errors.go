@@ -22,6 +22,9 @@ var (
 	ErrNotFound = errors.New("alknet/msg: not found")
 	// ErrClosed reports a use of a closed server, client or outbox.
 	ErrClosed = errors.New("alknet/msg: closed")
+	// ErrLeased reports an outbox message that another attempt (in this
+	// process or another) is delivering right now.
+	ErrLeased = errors.New("alknet/msg: message is being delivered by another attempt")
 	// ErrProtocol reports a peer that broke the wire protocol.
 	ErrProtocol = errors.New("alknet/msg: protocol error")
 )

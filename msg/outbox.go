@@ -286,9 +286,6 @@ func (o *Outbox) due(ctx context.Context) ([]MessageID, time.Time, error) {
 	return ids, next, err
 }
 
-// ErrLeased reports an outbox message that another attempt holds.
-var errLeased = errors.New("alknet/msg: message is being delivered by another attempt")
-
 // Attempt tries to deliver one queued message now, whatever its retry
 // time, unless another attempt holds it. On acknowledgement the message
 // leaves the outbox; on failure it is rescheduled with backoff, or marked
@@ -386,7 +383,7 @@ func (o *Outbox) claim(ctx context.Context, id MessageID) (outRow, error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			var one int
 			if tx.QueryRowContext(ctx, `SELECT 1 FROM msg_outbox WHERE message_id = ?`, id[:]).Scan(&one) == nil {
-				return errLeased
+				return ErrLeased
 			}
 			return fmt.Errorf("%w: message %s is not in the outbox", ErrNotFound, id)
 		}

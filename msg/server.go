@@ -71,6 +71,11 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	}
 }
 
+// requestTimeout bounds the wait for each request of a stream, from the
+// end of the previous answer (or the stream's start) to the request's last
+// byte.
+const requestTimeout = time.Minute
+
 // statusError is an answer other than OK.
 type statusError struct {
 	code Status
@@ -92,6 +97,9 @@ func (s *Server) serveStream(ctx context.Context, conn core.Conn, st core.Stream
 	stop := context.AfterFunc(conn.Context(), cancel)
 	defer stop()
 	for range maxRequests {
+		// A stream that sends no complete request for this long is closed,
+		// so idle streams do not pin server goroutines.
+		_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
 		typ, p, err := readFrame(st, func(typ byte) int64 {
 			if Op(typ) == OpDeliver {
 				return s.cfg.MaxEnvelope
@@ -108,6 +116,7 @@ func (s *Server) serveStream(ctx context.Context, conn core.Conn, st core.Stream
 		if err != nil {
 			return
 		}
+		_ = st.SetReadDeadline(time.Time{})
 		op := Op(typ)
 		if op == OpSubscribe {
 			s.subscribe(ctx, conn, st, p)
@@ -158,7 +167,7 @@ func (s *Server) handle(ctx context.Context, conn core.Conn, op Op, p []byte) ([
 	case OpDeliver:
 		return s.deliver(ctx, conn, p)
 	case OpKey:
-		return s.key(p)
+		return s.key(ctx, p)
 	case OpFetch:
 		return s.fetch(ctx, conn, p)
 	case OpAck:
@@ -184,6 +193,27 @@ func (s *Server) deliver(ctx context.Context, conn core.Conn, env []byte) ([]byt
 		if err := (core.AccessControl{RequiredScopes: []string{ScopeSend}}).Check(conn.Identity()); err != nil {
 			return nil, refuse(StatusForbidden, "%s", accessReason(err))
 		}
+	}
+	return s.store(ctx, env)
+}
+
+// DeliverLocal hands an envelope that reached this process by other means
+// (the mixnet's last hop on this node, a Go program embedding the node)
+// to the mailbox it names, with every check of a network delivery but the
+// caller's rate limits and scope. A refusal is a *RemoteError with the
+// status a network caller would get.
+func (s *Server) DeliverLocal(ctx context.Context, envelope []byte) (DeliverResult, error) {
+	out, serr := s.store(ctx, envelope)
+	if serr != nil {
+		return DeliverResult{}, &RemoteError{Code: serr.code, Message: serr.msg}
+	}
+	return DeliverResult{Duplicate: out[0] == deliveredDuplicate}, nil
+}
+
+// store checks an envelope against the mailbox it names and stores it.
+func (s *Server) store(ctx context.Context, env []byte) ([]byte, *statusError) {
+	if int64(len(env)) > s.cfg.MaxEnvelope {
+		return nil, refuse(StatusTooLarge, "envelope of %d bytes (limit %d)", len(env), s.cfg.MaxEnvelope)
 	}
 	mailbox, err := EnvelopeRecipient(env)
 	if err != nil {
@@ -235,7 +265,7 @@ func (s *Server) hosts(node core.NodeID) bool {
 	return (core.AccessControl{RequiredScopes: []string{ScopeFetch}}).Check(id) == nil
 }
 
-func (s *Server) key(p []byte) ([]byte, *statusError) {
+func (s *Server) key(ctx context.Context, p []byte) ([]byte, *statusError) {
 	if len(p) != core.NodeIDSize {
 		return nil, refuse(StatusBadRequest, "key request of %d bytes, want %d", len(p), core.NodeIDSize)
 	}
@@ -245,7 +275,7 @@ func (s *Server) key(p []byte) ([]byte, *statusError) {
 		return s.record, nil
 	}
 	if s.hosts(node) {
-		if rec, _, err := s.st.CachedKey(context.Background(), node); err == nil {
+		if rec, _, err := s.st.CachedKey(ctx, node); err == nil {
 			return rec.Marshal(), nil
 		}
 	}

@@ -240,10 +240,16 @@ func TestDeliveryRateLimits(t *testing.T) {
 		cfg:   Config{RatePerKey: 0.001, BurstPerKey: 3, RatePerAddr: 0.001, BurstPerAddr: 5},
 	})
 	ctx := t.Context()
+	clients := map[core.NodeID]*Client{} // one connection per key: core caps anonymous connections per address
 	send := func(from testNode) error {
 		env, err := Seal(from.key, b.msg.Record(), &Message{Body: []byte("x")})
 		require.NoError(t, err)
-		_, err = dialMsg(t, clientEP(t, from.key), nb).Deliver(ctx, env)
+		c, ok := clients[from.id()]
+		if !ok {
+			c = dialMsg(t, clientEP(t, from.key), nb)
+			clients[from.id()] = c
+		}
+		_, err = c.Deliver(ctx, env)
 		return err
 	}
 	a := newTestNode(t)
@@ -425,4 +431,77 @@ func TestRemoteErrorMessagesAreSanitized(t *testing.T) {
 	err := &RemoteError{Code: StatusInvalid, Message: "x"}
 	assert.True(t, errors.Is(err, ErrEnvelope))
 	assert.True(t, strings.HasPrefix(err.Error(), "alknet/msg: remote: invalid envelope"))
+}
+
+func TestDeliverLocal(t *testing.T) {
+	a, b, c := newTestNode(t), newTestNode(t), newTestNode(t)
+	nb := startMsgNode(t, b, t.TempDir(), nodeOpts{peers: coretest.NewPeers(ownerPeers(b)...)})
+	ctx := t.Context()
+	env, err := Seal(a.key, b.msg.Record(), &Message{Body: []byte("handed over in-process")})
+	require.NoError(t, err)
+	res, err := nb.srv.DeliverLocal(ctx, env)
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	res, err = nb.srv.DeliverLocal(ctx, env)
+	require.NoError(t, err)
+	assert.True(t, res.Duplicate)
+	bad := bytes.Clone(env)
+	bad[len(bad)-3] ^= 1
+	_, err = nb.srv.DeliverLocal(ctx, bad)
+	require.ErrorIs(t, err, ErrEnvelope)
+	other, err := Seal(a.key, c.msg.Record(), &Message{Body: []byte("x")})
+	require.NoError(t, err)
+	_, err = nb.srv.DeliverLocal(ctx, other)
+	require.ErrorIs(t, err, ErrNotFound)
+	items := mailboxItems(t, nb)
+	require.Len(t, items, 1)
+	assert.Equal(t, env, items[0].Envelope)
+}
+
+// gatedConn delays every write of its streams until gate is closed.
+type gatedConn struct {
+	core.Conn
+	gate chan struct{}
+}
+
+type gatedStream struct {
+	core.Stream
+	gate chan struct{}
+}
+
+func (c gatedConn) OpenStream(ctx context.Context) (core.Stream, error) {
+	s, err := c.Conn.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gatedStream{s, c.gate}, nil
+}
+
+func (s gatedStream) Write(p []byte) (int, error) {
+	<-s.gate
+	return s.Stream.Write(p)
+}
+
+// A server that refuses a request before reading it, answering and
+// closing the stream, makes the client's write fail: the client must
+// still report the server's answer.
+func TestClientReportsAnswerAfterRefusedWrite(t *testing.T) {
+	a, b := newTestNode(t), newTestNode(t)
+	client, server := coretest.Pipe(ALPN, coretest.Side{ID: a.id()}, coretest.Side{ID: b.id()})
+	defer client.Close(core.CodeOK, "")
+	gate := make(chan struct{})
+	go func() {
+		s, err := server.AcceptStream(t.Context())
+		if err != nil {
+			return
+		}
+		_ = writeFrame(s, byte(StatusTooLarge), []byte("deliver request over the limit (5000 bytes)"))
+		_ = s.Close()
+		close(gate)
+	}()
+	env, err := Seal(a.key, b.msg.Record(), &Message{Body: make([]byte, 10000)})
+	require.NoError(t, err)
+	_, err = Deliver(t.Context(), gatedConn{client, gate}, env)
+	require.ErrorIs(t, err, ErrTooLarge)
+	assert.Contains(t, err.Error(), "over the limit")
 }

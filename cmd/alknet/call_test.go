@@ -56,8 +56,8 @@ func TestCallCLI(t *testing.T) {
 		return names
 	}
 	t.Run("services/list follows the ACL", func(t *testing.T) {
-		assert.Equal(t, []string{"node/info", "services/list", "services/schema"}, list(userDir))
-		assert.Equal(t, []string{"node/info", "node/peers", "services/list", "services/schema"}, list(adminDir))
+		assert.Equal(t, []string{"msg/key", "node/info", "services/list", "services/schema"}, list(userDir))
+		assert.Equal(t, []string{"msg/key", "node/info", "node/peers", "services/list", "services/schema"}, list(adminDir))
 	})
 
 	t.Run("node/peers needs admin", func(t *testing.T) {

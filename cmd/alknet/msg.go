@@ -179,7 +179,7 @@ the recipient can read them or learn who sent them. alknet serve keeps this
 node's mailbox (alknet/msg), and delivers what msg send queued, retrying
 with backoff until the recipient's node acknowledges it.`,
 	}
-	cmd.AddCommand(newMsgSendCmd(g), newMsgInboxCmd(g), newMsgReadCmd(g), newMsgWatchCmd(g), newMsgKeyCmd(g), newMsgOutboxCmd(g))
+	cmd.AddCommand(newMsgSendCmd(g), newMsgInboxCmd(g), newMsgReadCmd(g), newMsgWatchCmd(g), newMsgKeyCmd(g), newMsgOutboxCmd(g), newMsgFetchCmd(g))
 	return cmd
 }
 
@@ -335,7 +335,7 @@ func (g *globals) msgSendDirect(ctx context.Context, s *msgSend, timeout time.Du
 	case err == nil:
 		fmt.Fprintf(g.stderr, "delivered to %s\n", s.via)
 		return nil
-	case errors.Is(err, msg.ErrNotFound) || strings.Contains(err.Error(), "another attempt"):
+	case errors.Is(err, msg.ErrLeased), errors.Is(err, msg.ErrNotFound) && !isRemote(err):
 		fmt.Fprintln(g.stderr, "queued; the running node delivers it")
 		return nil
 	}
@@ -349,6 +349,12 @@ func (g *globals) msgSendDirect(ctx context.Context, s *msgSend, timeout time.Du
 	}
 	fmt.Fprintf(g.stderr, "queued, not delivered yet: %v\nalknet serve retries until %s acknowledges it (alknet msg outbox)\n", describe(err), s.via.ID)
 	return nil
+}
+
+// isRemote reports whether err is a mailbox node's answer.
+func isRemote(err error) bool {
+	var re *msg.RemoteError
+	return errors.As(err, &re)
 }
 
 // resolveMsgTarget turns ADDR|NODEID (and --to) into recipient and
@@ -781,5 +787,97 @@ func newMsgOutboxCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func newMsgFetchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fetch ADDR",
+		Short: "Move this node's messages from the node that hosts its mailbox",
+		Long: `For a node whose mailbox another node keeps ([msg] host = ["<this peer>"]
+there, with scope msg:fetch for this node's key): publish this node's key
+record to the host so that senders can seal for it, move every message the
+host holds into the local mailbox (each one checked as on delivery) and
+acknowledge them there, so the host deletes them. Prints the ids of the new
+messages; see alknet msg inbox.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			host, err := core.ParseAddr(args[0])
+			if err != nil {
+				return ipv6Hint(err)
+			}
+			key, err := g.loadNodeKey(false)
+			if err != nil {
+				return err
+			}
+			mk, err := g.msgKey(key)
+			if err != nil {
+				return err
+			}
+			st, closeDB, err := g.openMsgStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			local, err := msg.NewServer(ctx, msg.Config{DB: st.DB(), Key: mk})
+			if err != nil {
+				return err
+			}
+			timeout := g.connectTimeout
+			if timeout <= 0 {
+				timeout = defaultDialTimeout
+			}
+			ep, err := core.NewEndpoint(core.Config{SecretKey: key, HandshakeTimeout: timeout})
+			if err != nil {
+				return err
+			}
+			defer ep.Close()
+			conn, err := ep.Dial(ctx, host, msg.ALPN)
+			if err != nil {
+				return describe(err)
+			}
+			defer conn.Close(core.CodeOK, "")
+			c := msg.NewClient(conn)
+			if err := c.Publish(ctx, mk.Record()); err != nil {
+				return err
+			}
+			self := key.NodeID()
+			moved := 0
+			for {
+				items, err := c.Fetch(ctx, self, 0, 256)
+				if err != nil {
+					return err
+				}
+				if len(items) == 0 {
+					break
+				}
+				seqs := make([]int64, 0, len(items))
+				for _, it := range items {
+					res, err := local.DeliverLocal(ctx, it.Envelope)
+					var re *msg.RemoteError
+					switch {
+					case err == nil && !res.Duplicate:
+						m, oerr := msg.Open(mk, it.Envelope)
+						if oerr == nil {
+							fmt.Fprintln(g.stdout, m.ID)
+						}
+						moved++
+					case err == nil:
+					case errors.As(err, &re) && !re.Code.Temporary():
+						fmt.Fprintf(g.stderr, "dropped an envelope the host held: %v\n", err)
+					default:
+						return err // keep it on the host; try again later
+					}
+					seqs = append(seqs, it.Seq)
+				}
+				if _, err := c.Ack(ctx, self, seqs...); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(g.stderr, "%d new messages from %s\n", moved, host)
+			return nil
+		},
+	}
 	return cmd
 }

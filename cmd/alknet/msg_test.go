@@ -166,7 +166,8 @@ func TestMsgOutboxDeliversWhenTheRecipientStarts(t *testing.T) {
 	nc.stop(t)
 	na = startNode(t, aDir, fast)
 	nc = startNode(t, cDir, "", "--listen", cListen)
-	r = runCLI(t, nil, "--data", aDir, "msg", "send", cAddr, "second")
+	// A bare node id works now: a learned c's key and address.
+	r = runCLI(t, nil, "--data", aDir, "msg", "send", cID, "second")
 	require.Equal(t, 0, r.code, r.stderr)
 	es = msgInbox(t, cDir)
 	require.Len(t, es, 2, "exactly the two messages, no duplicate")
@@ -174,12 +175,13 @@ func TestMsgOutboxDeliversWhenTheRecipientStarts(t *testing.T) {
 	assert.Equal(t, "second", es[1].FirstLine)
 }
 
-func TestMsgWatch(t *testing.T) {
+func TestMsgWatchAndHostedMailbox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	aDir, bDir := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	aDir, bDir, pDir := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "p")
 	fingerprintOf(t, aDir)
-	nb := startNode(t, bDir, "")
+	config := "[msg]\nhost = [\"p\"]\n[[peers]]\nid = \"p\"\nfingerprints = [\"" + fingerprintOf(t, pDir) + "\"]\nscopes = [\"msg:fetch\"]\n"
+	nb := startNode(t, bDir, config)
 	watch := exec.Command(alknetBin, "--data", bDir, "msg", "watch", "--json")
 	out, err := watch.StdoutPipe()
 	require.NoError(t, err)
@@ -215,6 +217,7 @@ func TestMsgWatch(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("watch printed nothing within 30s: %s", werr.String())
 	}
+	hostedMailboxSteps(t, aDir, pDir, nb.Addr)
 }
 
 func TestMsgKeyFromVault(t *testing.T) {
@@ -241,4 +244,32 @@ func TestMsgKeyFromVault(t *testing.T) {
 	plain, err := msg.KeyFromNodeKey(sk)
 	require.NoError(t, err)
 	assert.NotEqual(t, base64.StdEncoding.EncodeToString(plain.PublicKey()), info.PublicKey)
+}
+
+// (continued) b keeps p's mailbox: p publishes its key there, a sends to
+// p through b, p moves the message home.
+func hostedMailboxSteps(t *testing.T, aDir, pDir string, host string) {
+	t.Helper()
+	pID := strings.TrimSpace(runCLI(t, nil, "--data", pDir, "id").stdout)
+	r := runCLI(t, nil, "--data", aDir, "msg", "send", "--to", pID, host, "for p")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "queued", "p's key is not on the host yet")
+	r = runCLI(t, nil, "--data", pDir, "msg", "fetch", host)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "0 new messages")
+	// Now the host serves p's key; a's retry seals for p and delivers.
+	r = runCLI(t, nil, "--data", aDir, "msg", "send", "--to", pID, host, "for p, again")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "delivered to ")
+	r = runCLI(t, nil, "--data", pDir, "msg", "fetch", host)
+	require.Equal(t, 0, r.code, r.stderr)
+	id := strings.TrimSpace(r.stdout)
+	assert.Contains(t, r.stderr, "1 new messages")
+	es := msgInbox(t, pDir)
+	require.Len(t, es, 1)
+	assert.Equal(t, id, es[0].ID)
+	assert.Equal(t, "for p, again", es[0].FirstLine)
+	r = runCLI(t, nil, "--data", pDir, "msg", "fetch", host)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "0 new messages", "the host deleted what p acknowledged")
 }
