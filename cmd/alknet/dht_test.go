@@ -65,13 +65,18 @@ func TestDHTFindByNodeID(t *testing.T) {
 	id, _, _ := strings.Cut(srv.Addr, "@")
 	writeConfig(t, cli, "[dht]\n"+boot+"\n")
 
+	// msg send finds the recipient by id alone too.
+	r := runCLI(t, nil, "--data", cli, "msg", "send", id, "hello by id")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "delivered to "+srv.Addr)
+
 	// git finds the node by id alone too: the refusal comes from the node.
 	g := newGitEnv(t, cli)
 	gitOut, ok := g.run(t.TempDir(), "ls-remote", "alknet://"+id+"/missing.git")
 	assert.False(t, ok)
 	assert.Contains(t, gitOut, "fatal: remote error: alknet: repository not found: missing.git", "git by node id")
 
-	r := runCLI(t, nil, "--data", cli, "resolve", id)
+	r = runCLI(t, nil, "--data", cli, "resolve", id)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, srv.Addr+"\n", r.stdout, "the served address, pinned to the id")
 	assert.Contains(t, r.stderr, "from the dht: seq ")

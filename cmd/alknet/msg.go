@@ -250,7 +250,8 @@ func newMsgSendCmd(g *globals) *cobra.Command {
 deliver it at once. The body is TEXT, the contents of --file, or standard
 input ("-" or no TEXT). ADDR is <nodeid>@<host>:<port> of the recipient, or of
 the node that hosts its mailbox (then --to names the recipient); a bare
-NODEID works once this node has reached it before.
+NODEID is found from the address this node last reached it at, else from
+its signed record ([dht] known nodes, then the DHT; see alknet resolve).
 
 Prints the message id. When the recipient cannot be reached now the message
 stays queued (stderr says so) and alknet serve delivers it, retrying with
@@ -316,7 +317,13 @@ func (g *globals) msgSendDirect(ctx context.Context, s *msgSend, timeout time.Du
 	}
 	defer ep.Close()
 	if s.via.Host == "" {
-		return fmt.Errorf("no known address of %s; give NODEID@HOST:PORT", s.via.ID)
+		// A bare node id nobody told us the address of: its signed record
+		// (known nodes, then the DHT) names it, pinned to the same id.
+		r, err := g.resolveNode(ctx, s.via.ID, false, nil)
+		if err != nil || len(r.Addrs) == 0 {
+			return fmt.Errorf("no known address of %s; give NODEID@HOST:PORT: %w", s.via.ID, err)
+		}
+		s.via = r.Addrs[0]
 	}
 	ob, err := msg.NewOutbox(msg.OutboxConfig{
 		Store: s.store, Key: s.msgKey, AttemptTimeout: timeout,
