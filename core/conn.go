@@ -72,6 +72,9 @@ type connMeta struct {
 	ip      netip.Addr    // source address, for the per-address cap
 	streams chan struct{} // one token per open stream; nil = no cap
 	refused atomic.Int32  // streams reset for being over the cap
+
+	handshake time.Duration // how long the TLS handshake took (server side)
+	metrics   Metrics       // set at admission when the endpoint has one
 }
 
 // maxRefusedStreams is how many streams over its cap an anonymous
@@ -119,13 +122,13 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 			return nil, wrapQUICError(err)
 		}
 		if c.streams == nil {
-			return newStream(s, c.qc), nil
+			return c.trackStream(newStream(s, c.qc)), nil
 		}
 		select {
 		case c.streams <- struct{}{}:
 			qs := newStream(s, c.qc)
 			qs.release = func() { <-c.streams }
-			return qs, nil
+			return c.trackStream(qs), nil
 		default:
 			// Over the cap: the peer learns why from the reset code, and
 			// the handler never sees the stream.
@@ -143,7 +146,7 @@ func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, wrapQUICError(err)
 	}
-	return newStream(s, c.qc), nil
+	return c.trackStream(newStream(s, c.qc)), nil
 }
 
 func (c *quicConn) Close(code uint64, reason string) error {

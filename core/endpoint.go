@@ -49,6 +49,7 @@ type Endpoint struct {
 	closed     bool
 
 	handshaking atomic.Int64 // server handshakes in progress
+	metricsP    atomic.Pointer[metricsBox]
 
 	// Test hooks, nil outside tests (see export_test.go).
 	hookAfterResolve func()
@@ -279,11 +280,12 @@ func (e *Endpoint) isClosed() bool {
 
 // accept authorizes a new QUIC connection and starts its handler.
 func (e *Endpoint) accept(qc *quic.Conn) {
+	var took time.Duration
 	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
-		hs.done()
+		took = hs.accepted()
 	}
 	state := qc.ConnectionState().TLS
-	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}}
+	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr()), handshake: took}}
 	if len(state.PeerCertificates) > 0 {
 		id, err := verifiedNodeID(state)
 		if err != nil { // cannot happen: the handshake verified it
@@ -306,6 +308,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	remote := c.RemoteAddr().String()
 	if e.drainCtx.Err() != nil {
 		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
+		e.countRefused(alpn, CodeShutdown)
 		_ = c.Close(CodeShutdown, "endpoint shutting down")
 		return nil, nil, false
 	}
@@ -317,6 +320,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
+		e.countRefusedReason(alpn, RefusedNoHandler)
 		_ = c.Close(CodeForbidden, "no handler for "+alpn)
 		return nil, nil, false
 	}
@@ -327,6 +331,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 			code, reason = CodeRevoked, "access revoked: this key's peer entry is disabled on the node"
 		}
 		log.Warn("connection refused", "reason", reason)
+		e.countRefused(alpn, code)
 		_ = c.Close(code, reason)
 		return nil, nil, false
 	}
@@ -336,6 +341,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	code, reason := e.track(c, rt.acl, gen)
 	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
+		e.countRefused(alpn, code)
 		_ = c.Close(code, reason)
 		return nil, nil, false
 	}
@@ -344,6 +350,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 		peerID = m.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
+	e.countAccepted(m)
 	return rt.h, log, true
 }
 
@@ -478,6 +485,7 @@ func (e *Endpoint) run(h ProtocolHandler, c endpointConn, log *slog.Logger) {
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
+	defer countClosed(c)
 	if c.meta().anon && e.cfg.AnonLifetime > 0 {
 		reason := fmt.Sprintf("anonymous connection lifetime reached (limit %s)", e.cfg.AnonLifetime)
 		t := time.AfterFunc(e.cfg.AnonLifetime, func() {

@@ -69,6 +69,8 @@ type PeerStore struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed atomic.Bool
+
+	metrics atomic.Pointer[metricsBox] // see SetMetrics
 }
 
 // NewPeerStore loads the peers of db, subscribes to their changes and keeps
@@ -212,6 +214,7 @@ func (s *PeerStore) Conflicts() error {
 // then every row is.
 func (s *PeerStore) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
+	start := time.Now()
 	changed, err := s.load(ctx)
 	if err != nil {
 		s.reloadMu.Unlock()
@@ -243,6 +246,7 @@ func (s *PeerStore) Reload(ctx context.Context) error {
 		s.log.Warn("database peers ignored", "err", s.conflicts)
 	}
 	s.reloadMu.Unlock()
+	s.reloaded(time.Since(start))
 
 	s.hookMu.Lock()
 	hooks := make([]func(), 0, len(s.hooks))
