@@ -122,11 +122,14 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		VerifySourceAddress: e.verifySourceAddress,
 	}
 	e.qconf = &quic.Config{
-		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
-		MaxIdleTimeout:                 cfg.IdleTimeout,
-		KeepAlivePeriod:                cfg.KeepAlivePeriod,
-		MaxIncomingStreams:             cfg.MaxIncomingStreams,
-		MaxIncomingUniStreams:          -1,
+		HandshakeIdleTimeout: cfg.HandshakeTimeout,
+		MaxIdleTimeout:       cfg.IdleTimeout,
+		KeepAlivePeriod:      cfg.KeepAlivePeriod,
+		MaxIncomingStreams:   cfg.MaxIncomingStreams,
+		// HTTP/3 needs the client's control and QPACK streams, which are
+		// unidirectional; no other handler reads them, so the few a peer
+		// may open stay within the connection's flow-control window.
+		MaxIncomingUniStreams:          maxUniStreams,
 		InitialStreamReceiveWindow:     uint64(min(cfg.StreamReceiveWindow, 2<<20)),
 		MaxStreamReceiveWindow:         uint64(cfg.StreamReceiveWindow),
 		InitialConnectionReceiveWindow: uint64(min(cfg.ConnReceiveWindow, 4<<20)),

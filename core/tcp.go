@@ -403,7 +403,7 @@ func (e *Endpoint) handshakeTCP(raw net.Conn, conf *tls.Config) {
 	}
 	_ = raw.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
-	c := newTCPConn(tc, raw, state.NegotiatedProtocol, false, e.drainCtx)
+	c := newTCPConn(tc, raw, e.tcpALPN(state.NegotiatedProtocol), false, e.drainCtx)
 	c.ip = remoteIP(raw.RemoteAddr())
 	c.handshake = took
 	if len(state.PeerCertificates) > 0 {

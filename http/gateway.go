@@ -391,13 +391,13 @@ func (g *Gateway) subscribe(w http.ResponseWriter, r *http.Request) {
 			input = withLastEventID(input, last)
 		}
 	}
+	if spec, err := g.cfg.Registry.Describe(op, c); err == nil && spec.Kind == call.KindMutation {
+		writeCallError(w, r, c, call.NewError(call.CodeInvalidOperationType, "%s is a mutation; use POST /v1/call", spec.Name))
+		return
+	}
 	inv, e := g.cfg.Registry.Prepare(op, c, input)
 	if e != nil {
 		writeCallError(w, r, c, e)
-		return
-	}
-	if inv.Spec().Kind == call.KindMutation {
-		writeCallError(w, r, c, call.NewError(call.CodeInvalidOperationType, "%s is a mutation; use POST /v1/call", inv.Spec().Name))
 		return
 	}
 	g.stream(w, r, c, inv)

@@ -1,0 +1,48 @@
+package alkhttp
+
+import (
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Every protocol serves the same handler; TCP answers announce h3.
+func TestServerProtocols(t *testing.T) {
+	n := startNode(t, nil)
+	for _, tc := range []struct {
+		name  string
+		h3    bool
+		force string // "" h2 or h3; "http/1.1" forces HTTP/1.1
+		proto string
+	}{
+		{"h3", true, "", "HTTP/3.0"},
+		{"h2", false, "", "HTTP/2.0"},
+		{"http1", false, "http/1.1", "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := n.client(t, core.SecretKey{}, tc.h3)
+			if tc.force != "" {
+				tr := c.Transport.(*http.Transport)
+				tr.ForceAttemptHTTP2 = false
+				tr.TLSClientConfig.NextProtos = []string{ALPNHTTP1}
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			}
+			resp, body := do(t, c, "GET", n.base+"/hello.txt", "", "")
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, tc.proto, resp.Proto)
+			assert.Equal(t, "hello, world\n", body)
+			if tc.h3 {
+				assert.Empty(t, resp.Header.Get("Alt-Svc"), "no Alt-Svc over h3")
+			} else {
+				udpPort := n.ep.LocalAddr().String()[strings.LastIndexByte(n.ep.LocalAddr().String(), ':')+1:]
+				assert.Equal(t, `h3=":`+udpPort+`"; ma=86400`, resp.Header.Get("Alt-Svc"))
+			}
+			require.NotNil(t, resp.TLS)
+		})
+	}
+}
