@@ -72,14 +72,14 @@ func (s *socketSession) readLoop() {
 			s.send("", call.TypeError, call.NewError(call.CodeInvalidInput, "messages must be text (JSON envelopes)"))
 			continue
 		}
-		var env call.Envelope
-		if err := json.Unmarshal(data, &env); err != nil || len(env.ID) > maxCallID {
-			s.send("", call.TypeError, call.NewError(call.CodeInvalidInput, "malformed envelope"))
+		env, req, e := decodeSocketMessage(data)
+		if e != nil {
+			s.send(env.ID, call.TypeError, e)
 			continue
 		}
 		switch env.Type {
 		case call.TypeRequested:
-			s.start(env)
+			s.start(env.ID, req)
 		case call.TypeAborted:
 			s.mu.Lock()
 			cancel := s.calls[env.ID]
@@ -87,41 +87,56 @@ func (s *socketSession) readLoop() {
 			if cancel != nil {
 				cancel(errAborted)
 			}
-		default:
-			s.send(env.ID, call.TypeError, call.NewError(call.CodeInvalidOperationType, "expected %s, got %q", call.TypeRequested, clipString(env.Type)))
 		}
 	}
 }
 
-// start checks and starts one call.
-func (s *socketSession) start(env call.Envelope) {
-	var req call.Request
-	if len(env.Payload) == 0 || json.Unmarshal(env.Payload, &req) != nil {
-		s.send(env.ID, call.TypeError, call.NewError(call.CodeInvalidInput, "malformed call.requested payload"))
-		return
+// decodeSocketMessage decodes one WebSocket message: a call envelope of
+// type call.requested (with its payload) or call.aborted, whose id is at
+// most maxCallID bytes. The error is what to answer, under the returned
+// envelope's id ("" when the message has none that can be trusted).
+func decodeSocketMessage(data []byte) (call.Envelope, call.Request, *call.Error) {
+	var env call.Envelope
+	if err := json.Unmarshal(data, &env); err != nil || len(env.ID) > maxCallID {
+		return call.Envelope{}, call.Request{}, call.NewError(call.CodeInvalidInput, "malformed envelope")
 	}
+	var req call.Request
+	switch env.Type {
+	case call.TypeRequested:
+		if len(env.Payload) == 0 || json.Unmarshal(env.Payload, &req) != nil {
+			return env, call.Request{}, call.NewError(call.CodeInvalidInput, "malformed call.requested payload")
+		}
+	case call.TypeAborted:
+	default:
+		return env, call.Request{}, call.NewError(call.CodeInvalidOperationType, "expected %s, got %q", call.TypeRequested, clipString(env.Type))
+	}
+	return env, req, nil
+}
+
+// start checks and starts one call.
+func (s *socketSession) start(id string, req call.Request) {
 	s.mu.Lock()
-	if _, dup := s.calls[env.ID]; dup {
+	if _, dup := s.calls[id]; dup {
 		s.mu.Unlock()
-		s.send(env.ID, call.TypeError, call.NewError(call.CodeInvalidInput, "call id %q is already in flight on this socket", clipString(env.ID)))
+		s.send(id, call.TypeError, call.NewError(call.CodeInvalidInput, "call id %q is already in flight on this socket", clipString(id)))
 		return
 	}
 	if len(s.calls) >= s.g.cfg.MaxSocketCalls {
 		s.mu.Unlock()
-		s.send(env.ID, call.TypeError, call.NewError(call.CodeUnavailable, "too many calls in flight on this socket (limit %d)", s.g.cfg.MaxSocketCalls))
+		s.send(id, call.TypeError, call.NewError(call.CodeUnavailable, "too many calls in flight on this socket (limit %d)", s.g.cfg.MaxSocketCalls))
 		return
 	}
 	cctx, cancel := context.WithCancelCause(s.ctx)
-	s.calls[env.ID] = cancel
+	s.calls[id] = cancel
 	s.mu.Unlock()
 	s.wg.Go(func() {
 		defer func() {
 			s.mu.Lock()
-			delete(s.calls, env.ID)
+			delete(s.calls, id)
 			s.mu.Unlock()
 			cancel(nil)
 		}()
-		s.run(cctx, env.ID, req)
+		s.run(cctx, id, req)
 	})
 }
 
