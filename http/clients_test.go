@@ -26,6 +26,9 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	require.NoError(t, err, "%s %v: %s", name, args, stderr.String())
+	if os.Getenv("ALKNET_TEST_LOG") != "" {
+		t.Log(stderr.String())
+	}
 	return string(out)
 }
 

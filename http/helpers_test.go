@@ -113,6 +113,13 @@ func testRegistry() *call.Registry {
 // metrics and healthz over h3, h2 and http/1.1.
 func startNode(t *testing.T, opts *Options, mutate ...func(*SiteConfig)) *testNode {
 	t.Helper()
+	return startNodeCore(t, opts, nil, mutate...)
+}
+
+// startNodeCore is startNode with the endpoint's config adjusted by
+// coreCfg.
+func startNodeCore(t *testing.T, opts *Options, coreCfg func(*core.Config), mutate ...func(*SiteConfig)) *testNode {
+	t.Helper()
 	n := &testNode{clientKey: coretest.Key(t), strayKey: coretest.Key(t), reg: testRegistry(), metrics: NewMetrics()}
 	peers := core.StaticPeers([]core.PeerEntry{
 		{PeerID: "laptop", Fingerprints: []string{n.clientKey.NodeID().Fingerprint()}, Scopes: []string{"call"}, Enabled: true},
@@ -142,7 +149,11 @@ func startNode(t *testing.T, opts *Options, mutate ...func(*SiteConfig)) *testNo
 	o.Metrics = n.metrics
 	n.srv = New(site, &o)
 	n.reg.SetMetrics(n.metrics)
-	ep, err := core.NewEndpoint(core.Config{ListenAddr: "127.0.0.1:0", SecretKey: coretest.Key(t), Identities: peers, ListenTCP: true, Logger: testLogger(t)})
+	ecfg := core.Config{ListenAddr: "127.0.0.1:0", SecretKey: coretest.Key(t), Identities: peers, ListenTCP: true, Logger: testLogger(t)}
+	if coreCfg != nil {
+		coreCfg(&ecfg)
+	}
+	ep, err := core.NewEndpoint(ecfg)
 	require.NoError(t, err)
 	ep.SetMetrics(n.metrics)
 	ep.Register(n.srv, core.AccessControl{})
