@@ -245,8 +245,8 @@ func (s *PeerStore) Reload(ctx context.Context) error {
 	if !first && s.conflicts != nil && (old == nil || old.Error() != s.conflicts.Error()) {
 		s.log.Warn("database peers ignored", "err", s.conflicts)
 	}
+	s.reloaded(time.Since(start)) // under the lock: a write's own Reload returns after the report
 	s.reloadMu.Unlock()
-	s.reloaded(time.Since(start))
 
 	s.hookMu.Lock()
 	hooks := make([]func(), 0, len(s.hooks))
