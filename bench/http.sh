@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # alknet's HTTP server against Caddy on loopback, in one run: requests/s
 # and p50/p99 latency for a small static file (1026 bytes) over h2 and h3
-# from 32 concurrent requests on one connection, Caddy serving the same
-# file with the same Go clients; and the call gateway (a query over h2 and
-# h3) against the same query on alknet/call, its overhead. Prints medians
-# and ratios (alknet / caddy, gateway / call: higher is better for req/s,
-# lower for latency).
+# from 32 concurrent requests on one connection, `alknet serve` and Caddy
+# (each its own process) serving the same file to the same Go clients; and
+# the call gateway (node/info over h2 and h3) against the same query on
+# alknet/call, its overhead. Prints medians and ratios (alknet / caddy,
+# gateway / call: higher is better for req/s, lower for latency).
 #   COUNT=3 BENCHTIME=3s bench/http.sh
 # Caddy comes from the Go module proxy (CADDY_VERSION, default latest) into
 # a temporary GOBIN unless CADDY names a binary.
@@ -15,8 +15,11 @@ COUNT=${COUNT:-3}
 BENCHTIME=${BENCHTIME:-3s}
 tmp=$(mktemp -d)
 caddy_pid=""
+node_pid=""
 cleanup() {
-	[ -n "$caddy_pid" ] && kill "$caddy_pid" 2>/dev/null && wait "$caddy_pid" 2>/dev/null
+	for p in $caddy_pid $node_pid; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -28,7 +31,7 @@ if [ -z "$caddy" ]; then
 	(cd "$tmp" && GOWORK=off GOBIN="$tmp/bin" go install "github.com/caddyserver/caddy/v2/cmd/caddy@${CADDY_VERSION:-latest}")
 	caddy="$tmp/bin/caddy"
 fi
-echo "caddy: $("$caddy" version | cut -d' ' -f1)"
+echo "caddy: $(go version -m "$caddy" | awk '$1=="mod" {print $3}')"
 
 # The same 1026 bytes the Go benchmark serves (benchFile).
 mkdir -p "$tmp/site"
@@ -58,8 +61,26 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 
+# alknet serve with the same file as its static root, knowing the
+# benchmark's client key as a peer with scope call.
+(cd "$root/cmd/alknet" && go build -o "$tmp/alknet" .)
+"$tmp/alknet" --data "$tmp/client" init >/dev/null 2>&1
+"$tmp/alknet" --data "$tmp/node" init >/dev/null 2>&1
+"$tmp/alknet" --data "$tmp/node" peer add bench --node "$("$tmp/alknet" --data "$tmp/client" id)" --scope call >/dev/null 2>&1
+printf '[http]\nroot = "%s"\nmax_anon_streams = 128\n' "$tmp/site" > "$tmp/node/config.toml"
+chmod 600 "$tmp/node/config.toml"
+"$tmp/alknet" --data "$tmp/node" serve --listen 127.0.0.1:0 >"$tmp/node.out" 2>"$tmp/node.log" &
+node_pid=$!
+for _ in $(seq 600); do
+	[ -s "$tmp/node.out" ] && break
+	kill -0 "$node_pid" 2>/dev/null || { cat "$tmp/node.log" >&2; exit 1; }
+	sleep 0.05
+done
+node=$(head -1 "$tmp/node.out")
+echo "alknet: $node"
+
 out="$tmp/bench.txt"
-(cd "$root/http" && ALKNET_BENCH_CADDY="https://127.0.0.1:$port" go test -run '^$' -bench 'BenchmarkHTTP|BenchmarkGateway' -benchtime "$BENCHTIME" -count "$COUNT" .) | tee "$out" | grep -E '^Benchmark' || true
+(cd "$root/http" && ALKNET_BENCH_NODE="$node" ALKNET_BENCH_KEY="$tmp/client/identity.key" ALKNET_BENCH_CADDY="https://127.0.0.1:$port" go test -run '^$' -bench 'BenchmarkHTTP|BenchmarkGateway' -benchtime "$BENCHTIME" -count "$COUNT" .) | tee "$out" | grep -E '^Benchmark' || true
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { grep -E "^$1-[0-9]+[[:space:]]" "$out" | awk -v f="$2" '{for (i=1;i<=NF;i++) if ($(i+1)==f) print $i}' | median; }
