@@ -2,7 +2,6 @@ package alkhttp
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -478,7 +477,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, c *call.Caller,
 		}
 		return rc.Flush()
 	}
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := DrainContext(r)
 	defer cancel()
 	var beat sync.WaitGroup
 	if g.cfg.Heartbeat > 0 {

@@ -41,7 +41,19 @@ func (g *Gateway) socket(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(g.cfg.MaxInputBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	s := &socketSession{g: g, r: r, ws: ws, ctx: ctx, caller: hc, calls: map[string]context.CancelCauseFunc{}}
+	// When the endpoint drains, the socket closes with 1001 (going away):
+	// the read loop then ends. (Cancelling a read would drop the
+	// connection without a close frame.)
+	dctx, dcancel := DrainContext(r)
+	stop := context.AfterFunc(dctx, func() {
+		if r.Context().Err() == nil {
+			s.cancelAll()
+			_ = ws.Close(websocket.StatusGoingAway, "node shutting down")
+		}
+	})
 	s.readLoop()
+	stop()
+	dcancel()
 	cancel()
 	s.cancelAll()
 	s.wg.Wait()

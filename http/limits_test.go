@@ -1,6 +1,7 @@
 package alkhttp
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/coretest"
+	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/stretchr/testify/assert"
@@ -236,4 +238,52 @@ func TestDrainEndsIdleConnections(t *testing.T) {
 	for _, c := range clients {
 		c.CloseIdleConnections()
 	}
+}
+
+// An event stream and a WebSocket end when the endpoint drains, so that
+// they do not hold the drain until its deadline.
+func TestDrainEndsStreams(t *testing.T) {
+	reg := testRegistry()
+	g, err := NewGateway(GatewayConfig{Registry: reg})
+	require.NoError(t, err)
+	ep, err := core.NewEndpoint(core.Config{ListenAddr: "127.0.0.1:0", SecretKey: coretest.Key(t), ListenTCP: true, DrainTimeout: time.Minute})
+	require.NoError(t, err)
+	ep.Register(New(g, nil), core.AccessControl{})
+	errc := make(chan error, 1)
+	go func() { errc <- ep.Serve(context.Background()) }()
+	<-ep.Ready()
+	base := "https://" + ep.Addr().Host
+
+	c, err := NewClient(core.SecretKey{}, ep.NodeID(), true)
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(base + "/v1/subscribe/test/forever")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "data: {\"id\":1}\n", line)
+
+	wc, err := NewClient(core.SecretKey{}, ep.NodeID(), false)
+	require.NoError(t, err)
+	tr := wc.Transport.(*http.Transport)
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSClientConfig.NextProtos = []string{ALPNHTTP1}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(base, "https", "wss", 1)+"/v1/ws", &websocket.DialOptions{HTTPClient: wc})
+	require.NoError(t, err)
+	defer ws.CloseNow()
+
+	start := time.Now()
+	shut := make(chan error, 1)
+	go func() { shut <- ep.Shutdown(ctx) }()
+	rest, _ := io.ReadAll(br)
+	assert.Contains(t, string(rest), "event: call.error\ndata: {\"code\":\"UNAVAILABLE\"")
+	_, _, err = ws.Read(ctx)
+	assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
+	require.NoError(t, <-shut)
+	assert.Less(t, time.Since(start), 15*time.Second, "drained well before the one-minute deadline")
+	<-errc
 }

@@ -236,6 +236,31 @@ func (s *Server) altSvcFor(local net.Addr) string {
 	return `h3=":` + strconv.Itoa(port) + `"; ma=86400`
 }
 
+// DrainContext returns a context derived from r's that is also cancelled
+// when the endpoint starts to drain (r came through a Server on an
+// accepted connection): long-lived answers (event streams, WebSockets)
+// end then instead of holding the drain until its deadline.
+func DrainContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	ci := connInfoFrom(r.Context())
+	if ci == nil {
+		return ctx, cancel
+	}
+	d, ok := ci.conn.(core.Drainer)
+	if !ok || d.Draining() == nil {
+		return ctx, cancel
+	}
+	drain := d.Draining()
+	go func() {
+		select {
+		case <-drain:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 type connKey struct{}
 
 func withConnInfo(ctx context.Context, c *connInfo) context.Context {
