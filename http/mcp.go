@@ -66,17 +66,24 @@ func NewMCP(cfg MCPConfig) (http.Handler, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &mcpHandler{cfg: cfg}
-	m.stream = mcp.NewStreamableHTTPHandler(m.server, &mcp.StreamableHTTPOptions{
+	stream := mcp.NewStreamableHTTPHandler(m.server, &mcp.StreamableHTTPOptions{
 		Stateless:    true,
 		JSONResponse: true,
 		Logger:       cfg.Logger,
 	})
+	// Browsers may hold a credential (a TLS client certificate): refuse
+	// cross-origin POSTs, as the gateway does.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusForbidden, call.CodeForbidden, "cross-origin request refused")
+	}))
+	m.stream = cop.Handler(stream)
 	return m, nil
 }
 
 type mcpHandler struct {
 	cfg    MCPConfig
-	stream *mcp.StreamableHTTPHandler
+	stream http.Handler
 }
 
 type mcpCallerKey struct{}

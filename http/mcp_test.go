@@ -100,5 +100,9 @@ func TestMCP(t *testing.T) {
 		assert.Equal(t, 403, resp.StatusCode, body)
 		_, err := mcpSession(t, n, "alk_bad", false)
 		assert.Error(t, err)
+		resp, body = do(t, c, "POST", n.base+"/mcp", tokenUser, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+		assert.Equal(t, 403, resp.StatusCode, body)
+		assert.Contains(t, body, "cross-origin request refused")
 	})
 }
