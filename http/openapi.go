@@ -99,7 +99,7 @@ func OpenAPI(specs []call.Spec) map[string]any {
 				"responses": withErrors(map[string]any{
 					"description": "Server-Sent Events: one data line per output (its JSON), then event call.completed or call.error",
 					"content": map[string]any{"text/event-stream": map[string]any{
-						"schema": map[string]any{"type": "string"}, "itemSchema": output,
+						"schema": map[string]any{"type": "string"}, "x-alknet-item-schema": output,
 					}},
 				}),
 			}}
