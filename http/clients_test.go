@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/core"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -97,24 +98,32 @@ func TestNgtcp2Client(t *testing.T) {
 	assert.Equal(t, "hello, world\n", string(b))
 }
 
-// mcpClientDir holds the TypeScript MCP client script; its node_modules
-// (npm install @modelcontextprotocol/sdk) is installed by CI.
-const mcpClientDir = "testdata/mcpclient"
+// nodeClientsDir holds the Node.js clients of the tests; its node_modules
+// (npm install --prefix http/testdata/node) is installed by CI.
+const nodeClientsDir = "testdata/node"
 
-// The MCP TypeScript SDK's client lists the tools and calls one.
-func TestMCPTypeScriptClient(t *testing.T) {
+// needNodeModule returns the node binary when the npm package pkg is
+// installed in nodeClientsDir.
+func needNodeModule(t *testing.T, pkg string) string {
+	t.Helper()
 	node := needClient(t, "node", "nodejs")
-	if _, err := os.Stat(filepath.Join(mcpClientDir, "node_modules", "@modelcontextprotocol", "sdk")); err != nil {
-		msg := "the MCP TypeScript SDK is not installed: npm install --prefix http/" + mcpClientDir
+	if _, err := os.Stat(filepath.Join(nodeClientsDir, "node_modules", pkg)); err != nil {
+		msg := pkg + " is not installed: npm install --prefix http/" + nodeClientsDir
 		if os.Getenv("ALKNET_REQUIRE_CLIENTS") == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
+	return node
+}
+
+// The MCP TypeScript SDK's client lists the tools and calls one.
+func TestMCPTypeScriptClient(t *testing.T) {
+	node := needNodeModule(t, "@modelcontextprotocol/sdk")
 	n := startNode(t, nil)
 	// Node's fetch checks certificates against CAs; the node shows its
 	// ed25519 key, which the test trusts by turning the check off.
-	out := run(t, []string{"NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1"}, node, filepath.Join(mcpClientDir, "client.mjs"), n.base+"/mcp", tokenUser)
+	out := run(t, []string{"NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1"}, node, filepath.Join(nodeClientsDir, "mcp-client.mjs"), n.base+"/mcp", tokenUser)
 	var res struct {
 		Tools  []string `json:"tools"`
 		Result struct {
@@ -130,4 +139,18 @@ func TestMCPTypeScriptClient(t *testing.T) {
 	require.Len(t, res.Result.Content, 1)
 	assert.False(t, res.Result.IsError)
 	assert.JSONEq(t, `{"msg":"from typescript","caller":"user"}`, res.Result.Content[0].Text)
+}
+
+// /openapi.json is a valid OpenAPI 3.1 document by swagger-parser's
+// validator, for a caller who sees every kind of operation.
+func TestOpenAPIValidates(t *testing.T) {
+	node := needNodeModule(t, "@apidevtools/swagger-parser")
+	n := startNode(t, nil)
+	c := n.client(t, core.SecretKey{}, false)
+	resp, body := do(t, c, "GET", n.base+"/openapi.json", tokenAdmin, "")
+	require.Equal(t, 200, resp.StatusCode, body)
+	file := filepath.Join(t.TempDir(), "openapi.json")
+	require.NoError(t, os.WriteFile(file, []byte(body), 0o644))
+	out := run(t, nil, node, filepath.Join(nodeClientsDir, "openapi-validate.mjs"), file)
+	assert.Regexp(t, `^valid 3\.1\.0 \d+ paths\n$`, out)
 }
