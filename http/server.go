@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/quicconn"
 )
 
 // ALPNs the Server serves.
@@ -66,6 +67,10 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	case ALPNH3:
 		err = s.serveH3(ctx, conn)
 	case ALPNH2, ALPNHTTP1:
+		if _, quic := quicconn.Raw(conn); quic {
+			// QUIC offers every registered ALPN; these two belong on TCP.
+			return conn.Close(core.CodeForbidden, conn.ALPN()+" is served over TCP only")
+		}
 		err = s.serveTCP(ctx, conn)
 	default:
 		return fmt.Errorf("%w: %q", ErrALPN, conn.ALPN())

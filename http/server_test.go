@@ -1,12 +1,16 @@
 package alkhttp
 
 import (
+	"context"
 	"crypto/tls"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,4 +49,34 @@ func TestServerProtocols(t *testing.T) {
 			require.NotNil(t, resp.TLS)
 		})
 	}
+}
+
+// A client that picks h3 over TCP, or h2 over QUIC, is closed with a
+// reason instead of being served a protocol on the wrong transport.
+func TestWrongTransport(t *testing.T) {
+	n := startNode(t, nil)
+	conf, err := core.ClientTLSConfig(core.SecretKey{}, n.ep.NodeID(), ALPNH3)
+	require.NoError(t, err)
+	c, err := tls.Dial("tcp", n.ep.TCPAddr().String(), conf)
+	require.NoError(t, err)
+	defer c.Close()
+	assert.Equal(t, ALPNH3, c.ConnectionState().NegotiatedProtocol)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(c)
+	assert.NoError(t, err, "closed by the node (EOF), not left hanging")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	qconf, err := core.ClientTLSConfig(core.SecretKey{}, n.ep.NodeID(), ALPNH2)
+	require.NoError(t, err)
+	qc, err := quic.DialAddr(ctx, n.ep.Addr().Host, qconf, nil)
+	require.NoError(t, err)
+	select {
+	case <-qc.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("h2 over QUIC was not closed within 10s")
+	}
+	ce, ok := core.AsCloseError(context.Cause(qc.Context()))
+	require.True(t, ok, "%v", context.Cause(qc.Context()))
+	assert.Equal(t, "h2 is served over TCP only", ce.Reason)
 }
