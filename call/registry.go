@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -138,9 +139,10 @@ func (e *entry) allowed(id *core.Identity) error {
 // Registry holds the operations a node serves. It is safe for concurrent
 // use; operations may be added and removed while serving.
 type Registry struct {
-	mu  sync.RWMutex
-	ops map[string]*entry
-	log *slog.Logger
+	mu      sync.RWMutex
+	ops     map[string]*entry
+	log     *slog.Logger
+	metrics atomic.Pointer[metricsBox] // see SetMetrics
 }
 
 // NewRegistry returns a registry holding the discovery operations
@@ -437,6 +439,10 @@ func (e *entry) check(raw json.RawMessage) (json.RawMessage, error) {
 
 // run runs the handler on checked input, turning a panic into INTERNAL.
 func (r *Registry) run(ctx context.Context, e *entry, raw json.RawMessage, emit func(any) error) (err error) {
+	if m := r.metricsOf(); m != nil {
+		start := time.Now()
+		defer func() { m.Operation(e.spec.Name, outcome(ctx, err), time.Since(start)) }()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("operation panic", "op", e.spec.Name, "err", fmt.Sprint(p), "stack", string(debug.Stack()))

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -36,9 +37,10 @@ type handshakeKey struct{}
 // handshake counts one server handshake in progress until it completes
 // (accept) or fails (its context ends), whichever comes first.
 type handshake struct {
-	e    *Endpoint
-	once sync.Once
-	stop func() bool
+	e     *Endpoint
+	once  sync.Once
+	stop  func() bool
+	start time.Time
 }
 
 func (h *handshake) done() {
@@ -50,15 +52,35 @@ func (h *handshake) done() {
 	})
 }
 
+// accepted ends the count for a completed handshake and returns how long
+// it took.
+func (h *handshake) accepted() time.Duration {
+	h.done()
+	return time.Since(h.start)
+}
+
+// failed ends the count for a connection that closed before its handshake
+// completed.
+func (h *handshake) failed() {
+	first := false
+	h.once.Do(func() {
+		first = true
+		h.e.handshaking.Add(-1)
+	})
+	if first {
+		h.e.countRefusedReason("", RefusedHandshake)
+	}
+}
+
 // connContext runs for every incoming connection attempt: it counts the
 // handshake in progress.
 func (e *Endpoint) connContext(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
 	if e.hookConnInfo != nil {
 		e.hookConnInfo(ci.AddrVerified)
 	}
-	h := &handshake{e: e}
+	h := &handshake{e: e, start: time.Now()}
 	e.handshaking.Add(1)
-	h.stop = context.AfterFunc(ctx, h.done)
+	h.stop = context.AfterFunc(ctx, h.failed)
 	return context.WithValue(ctx, handshakeKey{}, h), nil
 }
 

@@ -73,6 +73,9 @@ type connMeta struct {
 	streams chan struct{} // one token per open stream; nil = no cap
 	refused atomic.Int32  // streams reset for being over the cap
 	queue   bool          // over the cap, wait for a token (StreamQueuer)
+
+	handshake time.Duration // how long the TLS handshake took (server side)
+	metrics   Metrics       // set at admission when the endpoint has one
 }
 
 // StreamQueuer is implemented by handlers whose anonymous clients pipeline
@@ -131,7 +134,7 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 			return nil, wrapQUICError(err)
 		}
 		if c.streams == nil {
-			return newStream(s, c.qc), nil
+			return c.trackStream(newStream(s, c.qc)), nil
 		}
 		if c.queue {
 			select {
@@ -148,13 +151,13 @@ func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 			}
 			qs := newStream(s, c.qc)
 			qs.release = func() { <-c.streams }
-			return qs, nil
+			return c.trackStream(qs), nil
 		}
 		select {
 		case c.streams <- struct{}{}:
 			qs := newStream(s, c.qc)
 			qs.release = func() { <-c.streams }
-			return qs, nil
+			return c.trackStream(qs), nil
 		default:
 			// Over the cap: the peer learns why from the reset code, and
 			// the handler never sees the stream.
@@ -172,7 +175,7 @@ func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, wrapQUICError(err)
 	}
-	return newStream(s, c.qc), nil
+	return c.trackStream(newStream(s, c.qc)), nil
 }
 
 func (c *quicConn) Close(code uint64, reason string) error {

@@ -49,6 +49,7 @@ type Endpoint struct {
 	closed     bool
 
 	handshaking atomic.Int64 // server handshakes in progress
+	metricsP    atomic.Pointer[metricsBox]
 
 	// Test hooks, nil outside tests (see export_test.go).
 	hookAfterResolve func()
@@ -121,11 +122,14 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		VerifySourceAddress: e.verifySourceAddress,
 	}
 	e.qconf = &quic.Config{
-		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
-		MaxIdleTimeout:                 cfg.IdleTimeout,
-		KeepAlivePeriod:                cfg.KeepAlivePeriod,
-		MaxIncomingStreams:             cfg.MaxIncomingStreams,
-		MaxIncomingUniStreams:          -1,
+		HandshakeIdleTimeout: cfg.HandshakeTimeout,
+		MaxIdleTimeout:       cfg.IdleTimeout,
+		KeepAlivePeriod:      cfg.KeepAlivePeriod,
+		MaxIncomingStreams:   cfg.MaxIncomingStreams,
+		// HTTP/3 needs the client's control and QPACK streams, which are
+		// unidirectional; no other handler reads them, so the few a peer
+		// may open stay within the connection's flow-control window.
+		MaxIncomingUniStreams:          maxUniStreams,
 		InitialStreamReceiveWindow:     uint64(min(cfg.StreamReceiveWindow, 2<<20)),
 		MaxStreamReceiveWindow:         uint64(cfg.StreamReceiveWindow),
 		InitialConnectionReceiveWindow: uint64(min(cfg.ConnReceiveWindow, 4<<20)),
@@ -279,11 +283,12 @@ func (e *Endpoint) isClosed() bool {
 
 // accept authorizes a new QUIC connection and starts its handler.
 func (e *Endpoint) accept(qc *quic.Conn) {
+	var took time.Duration
 	if hs, ok := qc.Context().Value(handshakeKey{}).(*handshake); ok {
-		hs.done()
+		took = hs.accepted()
 	}
 	state := qc.ConnectionState().TLS
-	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr())}}
+	c := &quicConn{qc: qc, connMeta: connMeta{alpn: state.NegotiatedProtocol, drain: e.drainCtx, ip: remoteIP(qc.RemoteAddr()), handshake: took}}
 	if len(state.PeerCertificates) > 0 {
 		id, err := verifiedNodeID(state)
 		if err != nil { // cannot happen: the handshake verified it
@@ -306,6 +311,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	remote := c.RemoteAddr().String()
 	if e.drainCtx.Err() != nil {
 		e.log.Info("connection refused", "alpn", alpn, "remote", remote, "reason", "endpoint shutting down")
+		e.countRefused(alpn, CodeShutdown)
 		_ = c.Close(CodeShutdown, "endpoint shutting down")
 		return nil, nil, false
 	}
@@ -317,6 +323,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	e.mu.Unlock()
 	if !ok {
 		log.Warn("connection refused", "reason", "no handler")
+		e.countRefusedReason(alpn, RefusedNoHandler)
 		_ = c.Close(CodeForbidden, "no handler for "+alpn)
 		return nil, nil, false
 	}
@@ -327,6 +334,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 			code, reason = CodeRevoked, "access revoked: this key's peer entry is disabled on the node"
 		}
 		log.Warn("connection refused", "reason", reason)
+		e.countRefused(alpn, code)
 		_ = c.Close(code, reason)
 		return nil, nil, false
 	}
@@ -339,6 +347,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 	code, reason := e.track(c, rt.acl, gen)
 	if reason != "" {
 		log.Warn("connection refused", "reason", reason)
+		e.countRefused(alpn, code)
 		_ = c.Close(code, reason)
 		return nil, nil, false
 	}
@@ -347,6 +356,7 @@ func (e *Endpoint) admit(c endpointConn) (ProtocolHandler, *slog.Logger, bool) {
 		peerID = m.ident.ID
 	}
 	log.Info("connection accepted", "peer_id", peerID)
+	e.countAccepted(m)
 	return rt.h, log, true
 }
 
@@ -481,6 +491,7 @@ func (e *Endpoint) run(h ProtocolHandler, c endpointConn, log *slog.Logger) {
 	start := time.Now()
 	defer e.handlers.Done()
 	defer e.untrack(c)
+	defer countClosed(c)
 	if c.meta().anon && e.cfg.AnonLifetime > 0 {
 		reason := fmt.Sprintf("anonymous connection lifetime reached (limit %s)", e.cfg.AnonLifetime)
 		t := time.AfterFunc(e.cfg.AnonLifetime, func() {

@@ -90,6 +90,9 @@ type tcpConn struct {
 
 	statusMu  sync.Mutex // client: held while reading the status record
 	statusBuf []byte     // client: the status record read so far
+
+	sent, recv atomic.Uint64 // application bytes, for Metrics
+	streamOpen atomic.Bool   // the stream is counted open in Metrics
 }
 
 func newTCPConn(tc *tls.Conn, raw net.Conn, alpn string, client bool, drain context.Context) *tcpConn {
@@ -114,6 +117,7 @@ func (c *tcpConn) SingleStream() bool { return true }
 // connection closes, ctx ends or the endpoint drains.
 func (c *tcpConn) AcceptStream(ctx context.Context) (Stream, error) {
 	if !c.client && c.taken.CompareAndSwap(false, true) {
+		c.tcpStreamOpened()
 		return c.st, nil
 	}
 	var drain <-chan struct{}
@@ -266,6 +270,7 @@ func (s *tcpStream) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := s.c.tc.Read(p)
+	s.c.recv.Add(uint64(n))
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		s.c.cancel()
 	}
@@ -274,6 +279,7 @@ func (s *tcpStream) Read(p []byte) (int, error) {
 
 func (s *tcpStream) Write(p []byte) (int, error) {
 	n, err := s.c.tc.Write(p)
+	s.c.sent.Add(uint64(n))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		s.c.cancel()
 	}
@@ -337,6 +343,7 @@ func (e *Endpoint) serveTCP(ln net.Listener, conf *tls.Config) {
 		}
 		if reason := e.startTCPHandshake(raw); reason != "" {
 			e.log.Debug("tcp connection refused", "remote", raw.RemoteAddr().String(), "reason", reason)
+			e.countRefusedReason("", tcpRefusal(reason))
 			_ = raw.Close()
 			continue
 		}
@@ -384,17 +391,21 @@ func (e *Endpoint) handshakeTCP(raw net.Conn, conf *tls.Config) {
 	defer e.tcpWG.Done()
 	_ = raw.SetDeadline(time.Now().Add(e.cfg.HandshakeTimeout))
 	tc := tls.Server(raw, conf)
+	start := time.Now()
 	err := tc.Handshake()
+	took := time.Since(start)
 	e.endTCPHandshake(raw)
 	if err != nil {
 		e.log.Debug("tcp handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+		e.countRefusedReason("", RefusedHandshake)
 		_ = raw.Close()
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
-	c := newTCPConn(tc, raw, state.NegotiatedProtocol, false, e.drainCtx)
+	c := newTCPConn(tc, raw, e.tcpALPN(state.NegotiatedProtocol), false, e.drainCtx)
 	c.ip = remoteIP(raw.RemoteAddr())
+	c.handshake = took
 	if len(state.PeerCertificates) > 0 {
 		id, err := verifiedNodeID(state)
 		if err != nil { // cannot happen: the handshake verified it

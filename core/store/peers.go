@@ -69,6 +69,8 @@ type PeerStore struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed atomic.Bool
+
+	metrics atomic.Pointer[metricsBox] // see SetMetrics
 }
 
 // NewPeerStore loads the peers of db, subscribes to their changes and keeps
@@ -212,6 +214,7 @@ func (s *PeerStore) Conflicts() error {
 // then every row is.
 func (s *PeerStore) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
+	start := time.Now()
 	changed, err := s.load(ctx)
 	if err != nil {
 		s.reloadMu.Unlock()
@@ -242,6 +245,7 @@ func (s *PeerStore) Reload(ctx context.Context) error {
 	if !first && s.conflicts != nil && (old == nil || old.Error() != s.conflicts.Error()) {
 		s.log.Warn("database peers ignored", "err", s.conflicts)
 	}
+	s.reloaded(time.Since(start)) // under the lock: a write's own Reload returns after the report
 	s.reloadMu.Unlock()
 
 	s.hookMu.Lock()
