@@ -357,9 +357,11 @@ server inside the zone with alknet dns add.`,
 				return dnsError(err)
 			}
 			if len(ns) == 0 {
-				key, err := d.g.loadNodeKey(false)
+				// The zone's name server is this node: create its identity
+				// on a fresh data directory, as serve would.
+				key, err := d.g.loadNodeKey(true)
 				if err != nil {
-					return fmt.Errorf("%w (or name the name servers with --ns)", err)
+					return err
 				}
 				ns = []string{key.NodeID().String() + "." + apex}
 			}
