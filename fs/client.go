@@ -1,0 +1,437 @@
+package fs
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync/atomic"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// DefaultMaxBlobSize bounds the size a node may declare for a blob a
+// Client fetches, when FetchOptions.MaxSize is zero (1 TiB).
+const DefaultMaxBlobSize = 1 << 40
+
+// Client speaks alknet/fs over a connection. Each request runs on a
+// stream of its own, so a Client is safe for concurrent use. Everything
+// it reads from a blob is verified against the hash before it is handed
+// on: a node cannot make it accept or write a byte that does not belong
+// to the blob.
+type Client struct {
+	conn core.Conn
+}
+
+// NewClient returns a client over conn, a connection that negotiated ALPN.
+func NewClient(conn core.Conn) *Client { return &Client{conn: conn} }
+
+// Dial connects ep to the node at addr on ALPN and returns a client; Close
+// closes the connection.
+func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr) (*Client, error) {
+	conn, err := ep.Dial(ctx, addr, ALPN)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn), nil
+}
+
+// Conn returns the client's connection.
+func (c *Client) Conn() core.Conn { return c.conn }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close(core.CodeOK, "") }
+
+// call is one request on a fresh stream.
+type call struct {
+	st   core.Stream
+	r    *bufio.Reader
+	w    *bufio.Writer
+	stop func() bool
+	n    *atomic.Int64 // bytes read from the stream
+}
+
+func (c *Client) open(ctx context.Context, req *request) (*call, error) {
+	frame, err := req.encode()
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.conn.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cl := &call{st: st, n: new(atomic.Int64)}
+	cl.stop = context.AfterFunc(ctx, func() { _ = st.Close() })
+	cl.r = bufio.NewReaderSize(&countReader{r: st, n: cl.n}, 256<<10)
+	cl.w = bufio.NewWriterSize(st, 256<<10)
+	if _, err := cl.w.Write(frame); err != nil {
+		cl.close()
+		return nil, cl.wrap(ctx, err)
+	}
+	return cl, nil
+}
+
+// send finishes the request side (FIN) and reads the status.
+func (cl *call) send(ctx context.Context) error {
+	if err := cl.w.Flush(); err != nil {
+		return cl.wrap(ctx, err)
+	}
+	if err := cl.st.CloseWrite(); err != nil {
+		return cl.wrap(ctx, err)
+	}
+	return cl.wrap(ctx, readStatus(cl.r))
+}
+
+func (cl *call) wrap(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (cl *call) close() {
+	cl.stop()
+	_ = cl.st.Close()
+}
+
+type countReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// Has asks what the node holds of hash: ErrNotFound when nothing.
+func (c *Client) Has(ctx context.Context, hash Hash) (BlobStatus, error) {
+	cl, err := c.open(ctx, &request{op: opHas, hash: hash})
+	if err != nil {
+		return BlobStatus{}, err
+	}
+	defer cl.close()
+	if err := cl.send(ctx); err != nil {
+		return BlobStatus{}, err
+	}
+	var hdr [11]byte
+	if _, err := io.ReadFull(cl.r, hdr[:]); err != nil {
+		return BlobStatus{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+	}
+	st := BlobStatus{Size: int64(binary.BigEndian.Uint64(hdr[:])), Complete: hdr[8]&1 != 0, SizeVerified: hdr[8]&2 != 0}
+	n := int(binary.BigEndian.Uint16(hdr[9:]))
+	if st.Size < 0 || n > MaxRanges {
+		return BlobStatus{}, fmt.Errorf("%w: has answer", ErrBadResponse)
+	}
+	for range n {
+		var rb [16]byte
+		if _, err := io.ReadFull(cl.r, rb[:]); err != nil {
+			return BlobStatus{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		}
+		st.Present = append(st.Present, Range{binary.BigEndian.Uint64(rb[:]), binary.BigEndian.Uint64(rb[8:])})
+	}
+	if !st.Present.normalized() {
+		return BlobStatus{}, fmt.Errorf("%w: has answer ranges", ErrBadResponse)
+	}
+	return st, nil
+}
+
+// get runs one GET and feeds the verified encoding to sink. It returns the
+// blob size and the bytes read from the stream.
+func (c *Client) get(ctx context.Context, hash Hash, want Ranges, maxSize int64, sink sliceSink) (int64, int64, error) {
+	cl, err := c.open(ctx, &request{op: opGet, hash: hash, ranges: want})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.close()
+	if err := cl.send(ctx); err != nil {
+		return 0, cl.n.Load(), err
+	}
+	if want == nil {
+		want = Ranges{{0, math.MaxUint64}}
+	}
+	size, err := readSlice(cl.r, hash, want, maxSize, sink)
+	return size, cl.n.Load(), cl.wrap(ctx, err)
+}
+
+// Read writes the verified bytes [off, off+n) of blob hash to w, in order
+// (n < 0: to the end), and returns the blob size. The blob's last chunk
+// group is fetched too, so that the size is proven, not just claimed. A
+// range past the end is cut at the end.
+func (c *Client) Read(ctx context.Context, hash Hash, off, n int64, w io.Writer) (int64, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset", ErrBadRequest)
+	}
+	end := int64(math.MaxInt64)
+	if n >= 0 {
+		end = off + n
+	}
+	var want Ranges
+	if n != 0 {
+		want = Ranges{GroupRange(off, min(end, 1<<62)-off)}
+	}
+	want = want.Union(Ranges{{math.MaxUint64 - 1, math.MaxUint64}})
+	s := &rangeSink{w: w, off: off, end: end}
+	size, _, err := c.get(ctx, hash, want, 1<<62, s)
+	return size, err
+}
+
+// rangeSink writes the part of each verified group inside [off, end).
+type rangeSink struct {
+	w        io.Writer
+	off, end int64
+}
+
+func (s *rangeSink) size(int64) error          { return nil }
+func (s *rangeSink) parent(int64, []byte) error { return nil }
+func (s *rangeSink) group(pos int64, b []byte) error {
+	lo, hi := max(pos, s.off), min(pos+int64(len(b)), s.end)
+	if lo >= hi {
+		return nil
+	}
+	_, err := s.w.Write(b[lo-pos : hi-pos])
+	return err
+}
+
+// FetchOptions are the options of Client.Fetch.
+type FetchOptions struct {
+	// Tag names the blob in the local store once it is complete.
+	Tag string
+	// Collection requires the blob to be a collection and records it as
+	// one (see PutOptions.Collection).
+	Collection bool
+	// MaxSize bounds the size the node may declare. Zero means
+	// DefaultMaxBlobSize (1 TiB).
+	MaxSize int64
+	// Progress, when set, is called with the verified bytes received
+	// so far in this call, and once at the start with the bytes the store
+	// already held (total is the blob size; -1 while unknown).
+	Progress func(done, total int64)
+}
+
+// FetchResult says what a fetch did.
+type FetchResult struct {
+	Hash Hash  `json:"hash"`
+	Size int64 `json:"size"`
+	// Resumed is the verified bytes an earlier, interrupted fetch had
+	// left, which this one did not transfer again.
+	Resumed int64 `json:"resumed"`
+	// Received is the verified blob bytes this fetch transferred.
+	Received int64 `json:"received"`
+	// Wire is every byte read from the node: data, tree nodes, headers.
+	Wire int64 `json:"wire"`
+	// Cached is true when the store held the whole blob already.
+	Cached bool `json:"cached"`
+}
+
+// Fetch downloads blob hash into st, verifying every chunk group before it
+// is written, and resuming from the verified groups an interrupted fetch
+// left. On success the blob is complete in st. On failure what was
+// verified stays as a partial blob for the next Fetch; the first group
+// that fails verification stops the fetch with a *MismatchError.
+func (c *Client) Fetch(ctx context.Context, st *Store, hash Hash, o FetchOptions) (FetchResult, error) {
+	res := FetchResult{Hash: hash}
+	if o.MaxSize == 0 {
+		o.MaxSize = DefaultMaxBlobSize
+	}
+	if st.Has(hash) {
+		info, err := st.adopt(ctx, hash, o.Tag, o.Collection)
+		if err != nil {
+			return res, err
+		}
+		res.Size, res.Cached = info.Size, true
+		return res, nil
+	}
+	p, err := st.beginDownload(ctx, hash)
+	if err != nil {
+		return res, err
+	}
+	defer p.Close()
+	if p.size >= 0 {
+		res.Resumed = min(int64(p.count)*GroupSize, p.size)
+	}
+	if o.Progress != nil {
+		o.Progress(res.Resumed, p.size)
+	}
+	sink := &fetchSink{p: p, ctx: ctx, progress: o.Progress, base: res.Resumed}
+	for !p.complete() {
+		// The missing groups include the last one until it arrives, and
+		// with it the proof of the size.
+		want := p.missing()
+		if len(want) > MaxRanges {
+			want = want[:MaxRanges]
+		}
+		before := p.count
+		size, wire, err := c.get(ctx, hash, want, o.MaxSize, sink)
+		res.Wire += wire
+		res.Size = size
+		if err == nil {
+			err = p.flush()
+		}
+		if err != nil {
+			res.Received = p.received
+			return res, err
+		}
+		if p.count == before && !p.complete() {
+			return res, fmt.Errorf("%w: node sent no new chunk group of %s", ErrBadResponse, hash)
+		}
+	}
+	res.Received = p.received
+	res.Size = max(res.Size, p.size)
+	var members []Hash
+	if o.Collection {
+		coll, err := readCollection(p.data, p.size)
+		if err != nil {
+			return res, err
+		}
+		members = coll.hashes()
+	}
+	if _, err := p.finish(ctx, o.Tag, o.Collection, members); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// fetchSink writes verified nodes into a partial blob and reports progress.
+type fetchSink struct {
+	p        *partial
+	ctx      context.Context
+	progress func(done, total int64)
+	base     int64
+}
+
+func (s *fetchSink) size(n int64) error {
+	if err := s.p.setSize(n); err != nil {
+		return err
+	}
+	if s.progress != nil && s.p.count == 0 {
+		s.base = 0
+		s.progress(0, n)
+	}
+	return nil
+}
+
+func (s *fetchSink) parent(off int64, node []byte) error { return s.p.parent(off, node) }
+
+func (s *fetchSink) group(pos int64, b []byte) error {
+	if err := s.p.group(pos, b); err != nil {
+		return err
+	}
+	if s.progress != nil {
+		s.progress(s.base+s.p.received, s.p.size)
+	}
+	return s.p.maybeCheckpoint(s.ctx)
+}
+
+// Put uploads size bytes from r as a blob (size < 0 is not allowed: the
+// request declares the size) and returns its hash, as computed by the
+// node. It needs scope fs:write.
+func (c *Client) Put(ctx context.Context, r io.Reader, size int64, o PutOptions) (Hash, error) {
+	if size < 0 {
+		return Hash{}, fmt.Errorf("%w: put needs the size up front", ErrBadRequest)
+	}
+	cl, err := c.open(ctx, &request{op: opPut, size: size, collection: o.Collection, tag: o.Tag})
+	if err != nil {
+		return Hash{}, err
+	}
+	defer cl.close()
+	if o.Progress != nil {
+		r = &progressReader{r: r, fn: o.Progress}
+	}
+	n, werr := io.CopyBuffer(cl.w, io.LimitReader(r, size), make([]byte, 256<<10))
+	if werr == nil && n < size {
+		werr = fmt.Errorf("%w: data ended after %d of %d bytes", ErrSizeMismatch, n, size)
+		_ = cl.w.Flush()
+		_ = cl.st.CloseWrite()
+		return Hash{}, werr
+	}
+	if werr != nil {
+		// The node may have refused the put before reading it: its
+		// answer says why.
+		if serr := readStatus(cl.r); serr != nil {
+			var re *RemoteError
+			if errors.As(serr, &re) {
+				return Hash{}, serr
+			}
+		}
+		return Hash{}, cl.wrap(ctx, werr)
+	}
+	if err := cl.send(ctx); err != nil {
+		return Hash{}, err
+	}
+	var h Hash
+	if _, err := io.ReadFull(cl.r, h[:]); err != nil {
+		return Hash{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+	}
+	if !o.Expect.IsZero() && h != o.Expect {
+		return h, &MismatchError{Hash: o.Expect, Length: size}
+	}
+	return h, nil
+}
+
+// Tag points name at hash on the node (scope fs:write).
+func (c *Client) Tag(ctx context.Context, name string, hash Hash) error {
+	if err := ValidateTag(name); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx, &request{op: opTag, hash: hash, tag: name})
+	if err != nil {
+		return err
+	}
+	defer cl.close()
+	return cl.send(ctx)
+}
+
+// Untag removes the tag name on the node (scope fs:write).
+func (c *Client) Untag(ctx context.Context, name string) error {
+	if err := ValidateTag(name); err != nil {
+		return err
+	}
+	cl, err := c.open(ctx, &request{op: opUntag, tag: name})
+	if err != nil {
+		return err
+	}
+	defer cl.close()
+	return cl.send(ctx)
+}
+
+// List returns the node's tags (Tag.Created is not sent and stays zero).
+func (c *Client) List(ctx context.Context) ([]Tag, error) {
+	cl, err := c.open(ctx, &request{op: opList})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	if err := cl.send(ctx); err != nil {
+		return nil, err
+	}
+	var nb [4]byte
+	if _, err := io.ReadFull(cl.r, nb[:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+	}
+	n := binary.BigEndian.Uint32(nb[:])
+	if n > MaxListEntries {
+		return nil, fmt.Errorf("%w: %d tags (limit %d)", ErrTooLarge, n, MaxListEntries)
+	}
+	var out []Tag
+	for range n {
+		l, err := cl.r.ReadByte()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		}
+		buf := make([]byte, int(l)+32+8+1)
+		if _, err := io.ReadFull(cl.r, buf); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		}
+		t := Tag{Name: string(buf[:l]), Hash: Hash(buf[l : l+32]), Size: int64(binary.BigEndian.Uint64(buf[l+32:])), Collection: buf[l+40]&1 != 0}
+		if err := ValidateTag(t.Name); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
