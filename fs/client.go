@@ -74,15 +74,20 @@ func (c *Client) open(ctx context.Context, req *request) (*call, error) {
 	return cl, nil
 }
 
-// send finishes the request side (FIN) and reads the status.
+// send finishes the request side (FIN) and reads the status. A node that
+// refuses a request may stop reading it before it is all sent: its
+// answer, when there is one, is the error to report.
 func (cl *call) send(ctx context.Context) error {
-	if err := cl.w.Flush(); err != nil {
-		return cl.wrap(ctx, err)
+	werr := cl.w.Flush()
+	if werr == nil {
+		werr = cl.st.CloseWrite()
 	}
-	if err := cl.st.CloseWrite(); err != nil {
-		return cl.wrap(ctx, err)
+	serr := readStatus(cl.r)
+	var re *RemoteError
+	if werr != nil && !errors.As(serr, &re) {
+		return cl.wrap(ctx, werr)
 	}
-	return cl.wrap(ctx, readStatus(cl.r))
+	return cl.wrap(ctx, serr)
 }
 
 func (cl *call) wrap(ctx context.Context, err error) error {
@@ -318,6 +323,9 @@ func (s *fetchSink) size(n int64) error {
 func (s *fetchSink) parent(off int64, node []byte) error { return s.p.parent(off, node) }
 
 func (s *fetchSink) group(pos int64, b []byte) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.p.group(pos, b); err != nil {
 		return err
 	}
@@ -352,11 +360,9 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64, o PutOptions)
 	if werr != nil {
 		// The node may have refused the put before reading it: its
 		// answer says why.
-		if serr := readStatus(cl.r); serr != nil {
-			var re *RemoteError
-			if errors.As(serr, &re) {
-				return Hash{}, serr
-			}
+		var re *RemoteError
+		if serr := readStatus(cl.r); errors.As(serr, &re) {
+			return Hash{}, serr
 		}
 		return Hash{}, cl.wrap(ctx, werr)
 	}
