@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,3 +61,5 @@ func readFile(t testing.TB, p string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+func newTestWriter(w io.Writer) *bufio.Writer { return bufio.NewWriter(w) }
