@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/alkdev/alknet/core"
@@ -65,8 +66,13 @@ func (c *Client) open(ctx context.Context, req *request) (*call, error) {
 	}
 	cl := &call{st: st, n: new(atomic.Int64)}
 	cl.stop = context.AfterFunc(ctx, func() { _ = st.Close() })
-	cl.r = bufio.NewReaderSize(&countReader{r: st, n: cl.n}, 256<<10)
-	cl.w = bufio.NewWriterSize(st, 256<<10)
+	cl.r = clientReaders.Get().(*bufio.Reader)
+	cl.r.Reset(&countReader{r: st, n: cl.n})
+	if req.op == opPut {
+		cl.w = bufio.NewWriterSize(st, 256<<10)
+	} else {
+		cl.w = bufio.NewWriterSize(st, len(frame))
+	}
 	if _, err := cl.w.Write(frame); err != nil {
 		cl.close()
 		return nil, cl.wrap(ctx, err)
@@ -100,7 +106,12 @@ func (cl *call) wrap(ctx context.Context, err error) error {
 func (cl *call) close() {
 	cl.stop()
 	_ = cl.st.Close()
+	cl.r.Reset(nil)
+	clientReaders.Put(cl.r)
+	cl.r = nil
 }
+
+var clientReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
 
 type countReader struct {
 	r io.Reader
@@ -183,6 +194,27 @@ func (c *Client) Read(ctx context.Context, hash Hash, off, n int64, w io.Writer)
 	s := &rangeSink{w: w, off: off, end: end}
 	size, _, err := c.get(ctx, hash, want, 1<<62, s)
 	return size, err
+}
+
+// fetchSmall fetches a whole blob of at most limit bytes into memory,
+// verified. It returns the data and the bytes read from the stream.
+func (c *Client) fetchSmall(ctx context.Context, hash Hash, limit int64) ([]byte, int64, error) {
+	var buf memSink
+	_, wire, err := c.get(ctx, hash, nil, limit, &buf)
+	return buf.b, wire, err
+}
+
+// memSink collects a whole blob, in order.
+type memSink struct{ b []byte }
+
+func (m *memSink) size(n int64) error {
+	m.b = make([]byte, 0, n)
+	return nil
+}
+func (m *memSink) parent(int64, []byte) error { return nil }
+func (m *memSink) group(_ int64, b []byte) error {
+	m.b = append(m.b, b...)
+	return nil
 }
 
 // rangeSink writes the part of each verified group inside [off, end).

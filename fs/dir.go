@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -12,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 )
 
 // DirOptions are the options of ImportDir and Client.PutDir.
@@ -86,18 +84,40 @@ func (s *Store) ImportDir(ctx context.Context, dir string, o DirOptions) (BlobIn
 	}
 	var done int64
 	c := &Collection{Entries: make([]Entry, 0, len(files))}
+	b := s.newBatch()
+	defer b.discard()
 	for _, f := range files {
-		var po PutOptions
-		if o.Progress != nil {
-			base := done
-			po.Progress = func(n int64) { o.Progress(base+n, total) }
+		if err := ctx.Err(); err != nil {
+			return BlobInfo{}, nil, err
 		}
-		info, err := s.ImportFile(ctx, f.abs, po)
+		var h Hash
+		var size int64
+		if f.size <= smallBlob {
+			h, size, err = b.addFile(f.abs)
+			if err == nil && b.full() {
+				err = b.commit(ctx)
+			}
+		} else {
+			var po PutOptions
+			if o.Progress != nil {
+				base := done
+				po.Progress = func(n int64) { o.Progress(base+n, total) }
+			}
+			var info BlobInfo
+			info, err = s.ImportFile(ctx, f.abs, po)
+			h, size = info.Hash, info.Size
+		}
 		if err != nil {
 			return BlobInfo{}, nil, err
 		}
-		done += info.Size
-		c.Entries = append(c.Entries, Entry{Path: f.rel, Hash: info.Hash, Size: info.Size, Mode: f.mode})
+		done += size
+		if o.Progress != nil {
+			o.Progress(done, total)
+		}
+		c.Entries = append(c.Entries, Entry{Path: f.rel, Hash: h, Size: size, Mode: f.mode})
+	}
+	if err := b.commit(ctx); err != nil {
+		return BlobInfo{}, nil, err
 	}
 	info, err := s.PutCollection(ctx, c, o.Tag)
 	return info, c, err
@@ -218,21 +238,78 @@ func (s *Store) ExportCollection(ctx context.Context, c *Collection, dir string,
 		return err
 	}
 	defer root.Close()
-	for _, e := range c.Entries {
+	dirs := map[string]bool{}
+	for start := 0; start < len(c.Entries); start += batchMaxItems {
+		if err := s.exportBatch(ctx, root, dirs, c.Entries[start:min(start+batchMaxItems, len(c.Entries))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exportBatch writes entries to temporary files, syncs them with one
+// file-system flush and renames them into place.
+func (s *Store) exportBatch(ctx context.Context, root *os.Root, dirs map[string]bool, entries []Entry) error {
+	type pending struct {
+		f         *os.File
+		tmp, name string
+	}
+	var done []pending
+	defer func() {
+		for _, p := range done {
+			_ = p.f.Close()
+			_ = root.Remove(p.tmp)
+		}
+	}()
+	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := ValidatePath(e.Path); err != nil {
 			return err
 		}
-		if d := path.Dir(e.Path); d != "." {
+		if d := path.Dir(e.Path); d != "." && !dirs[d] {
 			if err := root.MkdirAll(d, 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", d, err)
 			}
+			dirs[d] = true
 		}
-		if err := s.exportInto(ctx, root, e.Path, e.Hash, e.Mode, false); err != nil {
+		var rb [6]byte
+		_, _ = rand.Read(rb[:])
+		tmp := e.Path + ".alknet-part-" + hex.EncodeToString(rb[:])
+		src, _, err := s.Open(e.Hash)
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.Path, err)
+		}
+		out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			_ = src.Close()
 			return fmt.Errorf("write %s: %w", e.Path, err)
 		}
+		done = append(done, pending{f: out, tmp: tmp, name: e.Path})
+		_, err = io.Copy(out, src)
+		_ = src.Close()
+		if err == nil {
+			err = out.Chmod(e.Mode)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", e.Path, err)
+		}
+	}
+	files := make([]*os.File, len(done))
+	for i, p := range done {
+		files[i] = p.f
+	}
+	if err := syncAll(files); err != nil {
+		return err
+	}
+	for len(done) > 0 {
+		p := done[0]
+		_ = p.f.Close()
+		if err := root.Rename(p.tmp, p.name); err != nil {
+			return fmt.Errorf("write %s: %w", p.name, err)
+		}
+		done = done[1:]
 	}
 	return nil
 }
@@ -266,7 +343,8 @@ type CollectionOptions struct {
 // FetchCollection fetches the collection hash and every file it lists
 // into st, verified, resuming what an interrupted fetch left. The listing
 // is validated (ErrBadCollection for hostile paths) before any file is
-// fetched.
+// fetched. Small files are fetched whole and committed in batches; large
+// ones as resumable downloads. Progress calls are serialized.
 func (c *Client) FetchCollection(ctx context.Context, st *Store, hash Hash, o CollectionOptions) (*Collection, FetchResult, error) {
 	res, err := c.Fetch(ctx, st, hash, FetchOptions{Tag: o.Tag, Collection: true, MaxSize: MaxCollectionSize})
 	if err != nil {
@@ -276,50 +354,101 @@ func (c *Client) FetchCollection(ctx context.Context, st *Store, hash Hash, o Co
 	if err != nil {
 		return nil, res, err
 	}
-	total := coll.Size()
-	var done atomic.Int64
-	jobs := make(chan Entry)
 	par := o.Parallel
 	if par <= 0 {
 		par = 8
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var mu sync.Mutex
+
+	var mu sync.Mutex // guards res, firstErr, done and Progress calls
 	var firstErr error
+	var done int64
+	total := coll.Size()
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	advance := func(n int64) {
+		done += n
+		if o.Progress != nil {
+			o.Progress(done, total)
+		}
+	}
+
+	// Small files go to one committer that batches them.
+	small := make(chan []byte, par)
+	committed := make(chan error, 1)
+	go func() {
+		b := st.newBatch()
+		defer b.discard()
+		var err error
+		for data := range small {
+			if err != nil {
+				continue
+			}
+			if _, err = b.add(bytesReader(data), int64(len(data))); err == nil && b.full() {
+				err = b.commit(ctx)
+			}
+		}
+		if err == nil {
+			err = b.commit(ctx)
+		}
+		committed <- err
+	}()
+
+	jobs := make(chan Entry)
 	var wg sync.WaitGroup
 	for range par {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for e := range jobs {
-				var last int64
-				fo := FetchOptions{MaxSize: o.MaxSize}
-				if o.Progress != nil {
-					fo.Progress = func(d, _ int64) {
-						o.Progress(done.Add(d-last), total)
-						last = d
+				if e.Size <= smallBlob {
+					data, wire, err := c.fetchSmall(ctx, e.Hash, smallBlob)
+					if err == nil && int64(len(data)) != e.Size {
+						err = fmt.Errorf("%w: %s is %d bytes, the collection says %d", ErrBadCollection, e.Path, len(data), e.Size)
 					}
+					mu.Lock()
+					res.Wire += wire
+					if err != nil {
+						fail(fmt.Errorf("%s: %w", e.Path, err))
+						mu.Unlock()
+						continue
+					}
+					res.Received += e.Size
+					advance(e.Size)
+					mu.Unlock()
+					select {
+					case small <- data:
+					case <-ctx.Done():
+					}
+					continue
 				}
+				var last int64
+				fo := FetchOptions{MaxSize: o.MaxSize, Progress: func(d, _ int64) {
+					mu.Lock()
+					advance(d - last)
+					mu.Unlock()
+					last = d
+				}}
 				r, err := c.Fetch(ctx, st, e.Hash, fo)
-				if err == nil && r.Size != e.Size && !r.Cached {
+				if err == nil && r.Size != e.Size {
 					err = fmt.Errorf("%w: %s is %d bytes, the collection says %d", ErrBadCollection, e.Path, r.Size, e.Size)
-				}
-				if errors.Is(err, ErrBusy) {
-					err = nil // the same blob listed twice: another worker has it
 				}
 				mu.Lock()
 				res.Wire += r.Wire
 				res.Received += r.Received
 				res.Resumed += r.Resumed
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", e.Path, err)
-					cancel()
+				if r.Cached {
+					advance(e.Size)
+				}
+				if err != nil {
+					fail(fmt.Errorf("%s: %w", e.Path, err))
 				}
 				mu.Unlock()
-				if o.Progress != nil && r.Cached {
-					o.Progress(done.Add(e.Size), total)
-				}
 			}
 		}()
 	}
@@ -330,6 +459,12 @@ feed:
 			continue
 		}
 		seen[e.Hash] = true
+		if st.Has(e.Hash) {
+			mu.Lock()
+			advance(e.Size)
+			mu.Unlock()
+			continue
+		}
 		select {
 		case jobs <- e:
 		case <-ctx.Done():
@@ -338,15 +473,25 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	close(small)
+	cerr := <-committed
+	mu.Lock()
+	defer mu.Unlock()
 	if firstErr != nil {
 		return coll, res, firstErr
+	}
+	if cerr != nil {
+		return coll, res, cerr
+	}
+	if err := ctx.Err(); err != nil {
+		return coll, res, err
 	}
 	for h := range seen {
 		if !st.Has(h) {
 			return coll, res, fmt.Errorf("%w: blob %s of the collection", ErrIncomplete, h)
 		}
 	}
-	return coll, res, ctx.Err()
+	return coll, res, nil
 }
 
 // PutDir uploads every regular file under dir and then the collection

@@ -105,6 +105,11 @@ func (s *Server) ServeConn(ctx context.Context, conn core.Conn) error {
 	}
 }
 
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+)
+
 // deadliner is the part of net.Conn the idle timeout needs.
 type deadliner interface{ SetReadDeadline(time.Time) error }
 
@@ -121,8 +126,16 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriter, id *core.Ide
 		}
 	})
 	defer stop()
-	r := bufio.NewReaderSize(rw, 64<<10)
-	w := bufio.NewWriterSize(rw, 256<<10)
+	r := readerPool.Get().(*bufio.Reader)
+	r.Reset(rw)
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(rw)
+	defer func() {
+		r.Reset(nil)
+		w.Reset(nil)
+		readerPool.Put(r)
+		writerPool.Put(w)
+	}()
 	dl, _ := rw.(deadliner)
 	for {
 		if dl != nil && s.cfg.IdleTimeout > 0 {

@@ -415,17 +415,21 @@ func (s *Store) newTemp() (*tempBlob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("alknet/fs: temporary file: %w", err)
 	}
-	ob, err := os.OpenFile(base+".obao", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		_ = data.Close()
-		_ = os.Remove(data.Name())
-		return nil, fmt.Errorf("alknet/fs: temporary file: %w", err)
-	}
-	return &tempBlob{data: data, ob: ob}, nil
+	return &tempBlob{data: data}, nil
 }
 
+// encode hashes size bytes of r, copying them to w, and writes the
+// outboard to a file beside the data when the blob has more than one
+// chunk group (a single group's outboard is only its size).
 func (t *tempBlob) encode(r io.Reader, size int64, w io.Writer) (Hash, error) {
 	t.size = size
+	if size > GroupSize && t.ob == nil {
+		ob, err := os.OpenFile(strings.TrimSuffix(t.data.Name(), ".data")+".obao", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return Hash{}, fmt.Errorf("alknet/fs: temporary file: %w", err)
+		}
+		t.ob = ob
+	}
 	obSize := OutboardSize(size)
 	var ob io.WriterAt = t.ob
 	if obSize <= maxMemOutboard {
@@ -436,7 +440,7 @@ func (t *tempBlob) encode(r io.Reader, size int64, w io.Writer) (Hash, error) {
 	if err != nil {
 		return h, err
 	}
-	if t.obMem != nil {
+	if t.obMem != nil && t.ob != nil {
 		if _, err := t.ob.WriteAt(t.obMem, 0); err != nil {
 			return h, err
 		}
@@ -471,29 +475,19 @@ func (t *tempBlob) install(s *Store, h Hash) error {
 	if err := os.Chmod(t.data.Name(), 0o400); err != nil {
 		return err
 	}
-	if err := os.Rename(t.data.Name(), dst); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
+	// The directory is not synced: a rename lost in a power failure
+	// only makes the blob absent again, never wrong (the index row says
+	// it exists, the store checks the file).
+	return os.Rename(t.data.Name(), dst)
 }
 
 func (t *tempBlob) remove() {
 	_ = t.data.Close()
-	_ = t.ob.Close()
 	_ = os.Remove(t.data.Name())
-	_ = os.Remove(t.ob.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	if t.ob != nil {
+		_ = t.ob.Close()
+		_ = os.Remove(t.ob.Name())
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }
 
 type progressReader struct {

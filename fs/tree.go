@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 
 	"lukechampine.com/blake3/guts"
 )
@@ -39,6 +40,8 @@ var (
 type chainingValue = [8]uint32
 
 type groupBuf = [GroupSize]byte
+
+var groupPool = sync.Pool{New: func() any { return new(groupBuf) }}
 
 // numGroups returns the number of chunk groups of a blob of size bytes.
 func numGroups(size int64) uint64 {
@@ -191,14 +194,32 @@ func (m memWriterAt) WriteAt(p []byte, off int64) (int, error) {
 // buffered window over an io.ReaderAt, so that walking a tree costs one
 // read system call per window rather than one per node.
 type windowReader struct {
-	r   io.ReaderAt
-	buf []byte
-	off int64 // file offset of buf[0]
-	n   int   // valid bytes in buf
+	r      io.ReaderAt
+	buf    []byte
+	pooled *[]byte
+	off    int64 // file offset of buf[0]
+	n      int   // valid bytes in buf
 }
 
+// windowPool recycles 1 MiB windows; smaller ones are allocated.
+var windowPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
 func newWindowReader(r io.ReaderAt, size int) *windowReader {
-	return &windowReader{r: r, buf: make([]byte, size), off: -1}
+	w := &windowReader{r: r, off: -1}
+	if size == 1<<20 {
+		w.pooled = windowPool.Get().(*[]byte)
+		w.buf = *w.pooled
+	} else {
+		w.buf = make([]byte, size)
+	}
+	return w
+}
+
+func (w *windowReader) release() {
+	if w.pooled != nil {
+		windowPool.Put(w.pooled)
+		w.pooled, w.buf = nil, nil
+	}
 }
 
 // slice returns the n bytes at off; they are valid until the next call.
@@ -233,10 +254,12 @@ func writeSlice(w *bufio.Writer, size int64, data, ob io.ReaderAt, want Ranges) 
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	dw := newWindowReader(data, 1<<20)
+	dw := newWindowReader(data, int(min(size, 1<<20)))
+	defer dw.release()
 	var ow *windowReader
 	if size > GroupSize {
-		ow = newWindowReader(ob, 64<<10)
+		ow = newWindowReader(ob, int(min(OutboardSize(size), 64<<10)))
+		defer ow.release()
 	}
 	var rec func(pos, n, off int64) error
 	rec = func(pos, n, off int64) error {
@@ -301,7 +324,8 @@ func readSlice(r io.Reader, root Hash, want Ranges, maxSize int64, sink sliceSin
 		return size, err
 	}
 	want = want.Clamp(numGroups(size))
-	buf := new(groupBuf)
+	buf := groupPool.Get().(*groupBuf)
+	defer groupPool.Put(buf)
 	var node [parentSize]byte
 	var rec func(expect chainingValue, pos, n, off int64, root bool) error
 	rec = func(expect chainingValue, pos, n, off int64, isRoot bool) error {
