@@ -111,7 +111,7 @@ func (cl *call) close() {
 	cl.r = nil
 }
 
-var clientReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+var clientReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 type countReader struct {
 	r io.Reader
@@ -353,6 +353,8 @@ func (s *fetchSink) size(n int64) error {
 }
 
 func (s *fetchSink) parent(off int64, node []byte) error { return s.p.parent(off, node) }
+
+func (s *fetchSink) groupBuf(pos int64) ([]byte, error) { return s.p.groupBuf(pos) }
 
 func (s *fetchSink) group(pos int64, b []byte) error {
 	if err := s.ctx.Err(); err != nil {

@@ -224,16 +224,35 @@ func (p *partial) parent(off int64, node []byte) error {
 	return nil
 }
 
-func (p *partial) group(pos int64, data []byte) error {
-	if len(p.dbuf) > 0 && (pos != p.dstart+int64(len(p.dbuf)) || len(p.dbuf)+len(data) > partialFlush) {
+// groupBuf implements groupBuffer: the group at pos is read right after
+// the buffered ones when it follows them, so it reaches the file in the
+// same write without a copy.
+func (p *partial) groupBuf(pos int64) ([]byte, error) {
+	if p.dbuf == nil {
+		p.dbuf = make([]byte, 0, partialFlush+GroupSize)
+	}
+	if len(p.dbuf) > 0 && (pos != p.dstart+int64(len(p.dbuf)) || len(p.dbuf) >= partialFlush) {
 		if err := p.flush(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(p.dbuf) == 0 {
 		p.dstart = pos
 	}
-	p.dbuf = append(p.dbuf, data...)
+	return p.dbuf[len(p.dbuf) : len(p.dbuf)+GroupSize], nil
+}
+
+func (p *partial) group(pos int64, data []byte) error {
+	if len(p.dbuf) == 0 || pos != p.dstart+int64(len(p.dbuf)) || len(data) > cap(p.dbuf)-len(p.dbuf) ||
+		&data[:1][0] != &p.dbuf[:len(p.dbuf)+1][len(p.dbuf)] {
+		// Not the buffer groupBuf handed out: copy.
+		b, err := p.groupBuf(pos)
+		if err != nil {
+			return err
+		}
+		copy(b, data)
+	}
+	p.dbuf = p.dbuf[:len(p.dbuf)+len(data)]
 	p.pending = append(p.pending, uint64(pos)/GroupSize)
 	p.received += int64(len(data))
 	return nil

@@ -254,8 +254,6 @@ func writeSlice(w *bufio.Writer, size int64, data, ob io.ReaderAt, want Ranges) 
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	dw := newWindowReader(data, int(min(size, 1<<20)))
-	defer dw.release()
 	var ow *windowReader
 	if size > GroupSize {
 		ow = newWindowReader(ob, int(min(OutboardSize(size), 64<<10)))
@@ -270,11 +268,28 @@ func writeSlice(w *bufio.Writer, size int64, data, ob io.ReaderAt, want Ranges) 
 			if n == 0 {
 				return nil
 			}
-			b, err := dw.slice(pos, int(n))
-			if err != nil {
+			// Read the group straight into the writer's buffer (when it
+			// can hold one).
+			var b []byte
+			if w.Size() < int(n) {
+				pb := groupPool.Get().(*groupBuf)
+				defer groupPool.Put(pb)
+				b = pb[:n]
+			} else {
+				if w.Available() < int(n) {
+					if err := w.Flush(); err != nil {
+						return err
+					}
+				}
+				b = w.AvailableBuffer()[:n]
+			}
+			if k, err := data.ReadAt(b, pos); int64(k) != n {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
 				return fmt.Errorf("read data at %d: %w", pos, err)
 			}
-			_, err = w.Write(b)
+			_, err := w.Write(b)
 			return err
 		}
 		b, err := ow.slice(off, parentSize)
@@ -304,6 +319,14 @@ type sliceSink interface {
 	group(pos int64, data []byte) error
 }
 
+// groupBuffer is a sliceSink that provides the memory a group is read
+// into, so that verified data needs no copy on its way to the sink. The
+// buffer must have a capacity of at least GroupSize; what readSlice reads
+// into it belongs to the sink only once group is called with it.
+type groupBuffer interface {
+	groupBuf(pos int64) ([]byte, error)
+}
+
 // readSlice reads an encoding written by writeSlice for the groups want
 // (clamped to the size the stream declares) and verifies every parent and
 // group against root before handing it to sink. The first mismatch stops
@@ -324,8 +347,9 @@ func readSlice(r io.Reader, root Hash, want Ranges, maxSize int64, sink sliceSin
 		return size, err
 	}
 	want = want.Clamp(numGroups(size))
-	buf := groupPool.Get().(*groupBuf)
-	defer groupPool.Put(buf)
+	pooled := groupPool.Get().(*groupBuf)
+	defer groupPool.Put(pooled)
+	gb, _ := sink.(groupBuffer)
 	var node [parentSize]byte
 	var rec func(expect chainingValue, pos, n, off int64, root bool) error
 	rec = func(expect chainingValue, pos, n, off int64, isRoot bool) error {
@@ -333,10 +357,18 @@ func readSlice(r io.Reader, root Hash, want Ranges, maxSize int64, sink sliceSin
 			return nil
 		}
 		if n <= GroupSize {
+			buf := pooled[:]
+			if gb != nil {
+				b, err := gb.groupBuf(pos)
+				if err != nil {
+					return err
+				}
+				buf = b[:GroupSize]
+			}
 			if _, err := io.ReadFull(r, buf[:n]); err != nil {
 				return fmt.Errorf("read group at %d: %w", pos, unexpected(err))
 			}
-			if groupCV(buf, int(n), pos, isRoot) != expect {
+			if groupCV((*groupBuf)(buf), int(n), pos, isRoot) != expect {
 				return &MismatchError{Hash: root, Offset: pos, Length: n}
 			}
 			return sink.group(pos, buf[:n])
