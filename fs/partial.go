@@ -279,6 +279,7 @@ func (p *partial) flush() error {
 		if _, err := p.data.WriteAt(p.dbuf, p.dstart); err != nil {
 			return fmt.Errorf("alknet/fs: write partial blob: %w", err)
 		}
+		startWriteback(p.data, p.dstart, int64(len(p.dbuf)))
 		p.dbuf = p.dbuf[:0]
 	}
 	if len(p.pending) == 0 {

@@ -247,7 +247,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, size int64, o PutOptions) 
 			return BlobInfo{}, err
 		}
 	} else {
-		w := bufio.NewWriterSize(tmp.data, 1<<20)
+		w := bufio.NewWriterSize(&writebackWriter{f: tmp.data}, 1<<20)
 		if hash, err = tmp.encode(r, size, w); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("%w: data ended before %d bytes", ErrSizeMismatch, size)
@@ -488,6 +488,24 @@ func (t *tempBlob) remove() {
 		_ = t.ob.Close()
 		_ = os.Remove(t.ob.Name())
 	}
+}
+
+// writebackWriter appends to f and starts the kernel's writeback of each
+// 8 MiB written (startWriteback), so the final fsync is short.
+type writebackWriter struct {
+	f       *os.File
+	off     int64
+	started int64
+}
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.started >= 8<<20 {
+		startWriteback(w.f, w.started, w.off-w.started)
+		w.started = w.off
+	}
+	return n, err
 }
 
 type progressReader struct {

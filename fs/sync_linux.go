@@ -18,3 +18,10 @@ func syncAll(files []*os.File) error {
 	}
 	return nil
 }
+
+// startWriteback asks the kernel to start writing [off, off+n) of f to
+// disk now, without waiting, so that the fsync at the end of a large
+// write finds little left to do. Errors are ignored: it is only a hint.
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

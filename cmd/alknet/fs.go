@@ -272,6 +272,7 @@ for none), so gc keeps it. Symlinks and special files in DIR are skipped
 with a notice.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			pipeProcs() // one stream: less CPU per byte on one P (see pipe)
 			ctx := cmd.Context()
 			src := args[0]
 			fi, err := os.Stat(src)
@@ -414,6 +415,7 @@ The blob leaves the store when it is written to OUT, unless --keep (or
 --tag) keeps it there to serve to others.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			pipeProcs() // one stream: less CPU per byte on one P (see pipe)
 			ctx := cmd.Context()
 			if out == "" {
 				return errors.New("-o OUT is required")
