@@ -154,7 +154,7 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriter, id *core.Ide
 			return
 		}
 		start := time.Now()
-		keep, err := s.serve(ctx, req, id, r, w)
+		keep, err := s.serve(ctx, req, id, r, rw, w)
 		if err != nil {
 			code := statusOf(err)
 			msg := err.Error()
@@ -218,7 +218,7 @@ func (s *Server) canWrite(id *core.Identity) error {
 
 // serve runs one request. An error with keep=true has not written any of
 // the response, so an error response may follow.
-func (s *Server) serve(ctx context.Context, req *request, id *core.Identity, r *bufio.Reader, w *bufio.Writer) (keep bool, err error) {
+func (s *Server) serve(ctx context.Context, req *request, id *core.Identity, r *bufio.Reader, rw io.Reader, w *bufio.Writer) (keep bool, err error) {
 	switch req.op {
 	case opGet:
 		if err := s.canRead(id); err != nil {
@@ -261,7 +261,7 @@ func (s *Server) serve(ctx context.Context, req *request, id *core.Identity, r *
 		if req.size > s.cfg.MaxPutSize {
 			return true, fmt.Errorf("%w: blob of %d bytes (limit %d)", ErrTooLarge, req.size, s.cfg.MaxPutSize)
 		}
-		info, err := s.store.Put(ctx, io.LimitReader(r, req.size), req.size, PutOptions{Tag: req.tag, Collection: req.collection})
+		info, err := s.store.Put(ctx, bodyReader(r, rw, req.size), req.size, PutOptions{Tag: req.tag, Collection: req.collection})
 		if err != nil {
 			return true, err
 		}
@@ -316,6 +316,17 @@ func (s *Server) serve(ctx context.Context, req *request, id *core.Identity, r *
 		return false, w.Flush()
 	}
 	return true, fmt.Errorf("%w: unknown op %d", ErrBadRequest, req.op)
+}
+
+// bodyReader returns a reader of the next n bytes of the stream: what r
+// has buffered, then straight from the stream (no copy through r's
+// buffer), never past the body.
+func bodyReader(r *bufio.Reader, stream io.Reader, n int64) io.Reader {
+	if b := int64(r.Buffered()); b >= n || stream == nil {
+		return io.LimitReader(r, n)
+	} else {
+		return io.MultiReader(io.LimitReader(r, b), io.LimitReader(stream, n-b))
+	}
 }
 
 func (s *Server) get(ctx context.Context, req *request, w *bufio.Writer) (bool, error) {

@@ -274,8 +274,10 @@ func (s *Store) Put(ctx context.Context, r io.Reader, size int64, o PutOptions) 
 		}
 		members = c.hashes()
 	}
-	if err := tmp.sync(); err != nil {
-		return BlobInfo{}, err
+	if !s.Has(hash) { // a blob the store holds needs no second copy on disk
+		if err := tmp.sync(); err != nil {
+			return BlobInfo{}, err
+		}
 	}
 	return s.commit(ctx, hash, size, tmp, o.Tag, o.Collection, members)
 }

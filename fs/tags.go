@@ -152,6 +152,7 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCResult, error) {
 	if grace == 0 {
 		grace = DefaultGrace
 	}
+	// Everything last touched at or before cutoff may go.
 	cutoff := time.Now().Add(-max(grace, 0))
 	var res GCResult
 	err := s.db.Update(ctx, func(tx *sql.Tx) error {
@@ -161,7 +162,7 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCResult, error) {
 				SELECT hash FROM fs_tags
 				UNION SELECT m.member FROM fs_members m JOIN fs_tags t ON t.hash = m.collection
 			)
-			SELECT hash, size FROM fs_blobs WHERE touched_at < ? AND hash NOT IN (SELECT hash FROM live)`, cutoff.UnixMilli())
+			SELECT hash, size FROM fs_blobs WHERE touched_at <= ? AND hash NOT IN (SELECT hash FROM live)`, cutoff.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -239,7 +240,7 @@ func (s *Store) removeBlobFiles(h Hash) error {
 // gcPartials removes partial downloads not updated since cutoff and not
 // open in this process.
 func (s *Store) gcPartials(ctx context.Context, tx *sql.Tx, cutoff time.Time, dry bool) (int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT hash FROM fs_partial WHERE updated_at < ?`, cutoff.UnixMilli())
+	rows, err := tx.QueryContext(ctx, `SELECT hash FROM fs_partial WHERE updated_at <= ?`, cutoff.UnixMilli())
 	if err != nil {
 		return 0, err
 	}
@@ -286,7 +287,7 @@ func (s *Store) gcOrphans(ctx context.Context, tx *sql.Tx, cutoff time.Time, dry
 	n := 0
 	old := func(e iofs.DirEntry) bool {
 		info, err := e.Info()
-		return err == nil && info.ModTime().Before(cutoff)
+		return err == nil && !info.ModTime().After(cutoff)
 	}
 	tmps, _ := os.ReadDir(filepath.Join(s.dir, "tmp"))
 	for _, e := range tmps {

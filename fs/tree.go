@@ -143,19 +143,35 @@ func encodeOutboard(r io.Reader, size int64, w io.Writer, ob io.WriterAt) (Hash,
 		return Hash{}, err
 	}
 	var node [parentSize]byte
+	// With a buffered writer, each group is read straight into its buffer.
+	bw, _ := w.(*bufio.Writer)
+	if bw != nil && bw.Size() < GroupSize {
+		bw = nil
+	}
 	var rec func(pos, n, off int64, root bool) (chainingValue, error)
 	rec = func(pos, n, off int64, root bool) (chainingValue, error) {
 		if n <= GroupSize {
-			if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			g := buf[:n]
+			hb := buf
+			if bw != nil {
+				// Room for a whole group: the hash reads GroupSize bytes.
+				if bw.Available() < GroupSize {
+					if err := bw.Flush(); err != nil {
+						return chainingValue{}, err
+					}
+				}
+				hb = (*groupBuf)(bw.AvailableBuffer()[:GroupSize])
+				g = hb[:n]
+			}
+			if _, err := io.ReadFull(r, g); err != nil {
 				if errors.Is(err, io.EOF) {
 					err = io.ErrUnexpectedEOF
 				}
 				return chainingValue{}, err
 			}
-			if _, err := w.Write(buf[:n]); err != nil {
-				return chainingValue{}, err
-			}
-			return groupCV(buf, int(n), pos, root), nil
+			cv := groupCV(hb, int(n), pos, root)
+			_, err := w.Write(g)
+			return cv, err
 		}
 		mid := split(n)
 		l, err := rec(pos, mid, off+parentSize, false)

@@ -460,16 +460,13 @@ The blob leaves the store when it is written to OUT, unless --keep (or
 			b := &bar{g: g, quiet: quiet || asJSON || out == "-", label: t.Hash.String()[:12]}
 			res := fsGetJSON{Collection: collection, Out: out}
 			var coll *fs.Collection
-			if !held || collection {
-				var c *fs.Client
-				if !held || !collection || len(addrs) > 0 {
-					var closeFn func()
-					c, closeFn, err = g.dialFS(ctx, df, addrs)
-					if err != nil {
-						return err
-					}
-					defer closeFn()
+			switch {
+			case !held || len(addrs) > 0 && collection:
+				c, closeFn, err := g.dialFS(ctx, df, addrs)
+				if err != nil {
+					return err
 				}
+				defer closeFn()
 				if collection {
 					coll, res.FetchResult, err = c.FetchCollection(ctx, l.st, t.Hash, fs.CollectionOptions{Tag: tag, Progress: b.update})
 				} else {
@@ -484,7 +481,18 @@ The blob leaves the store when it is written to OUT, unless --keep (or
 					return fsError(err)
 				}
 				b.finish(true)
-			} else {
+			case collection:
+				// Held locally, no node to ask: every file must be here.
+				if coll, err = l.st.Collection(t.Hash); err != nil {
+					return err
+				}
+				for _, e := range coll.Entries {
+					if !l.st.Has(e.Hash) {
+						return fmt.Errorf("%s of the collection is not in the local store; give a ticket or ADDR", e.Path)
+					}
+				}
+				res.Hash, res.Cached = t.Hash, true
+			default:
 				res.Hash, res.Cached = t.Hash, true
 			}
 			move := !held && !keep && tag == ""
