@@ -107,34 +107,58 @@ SCP=(scp -q -i "$WORK/ssh/user" -o StrictHostKeyChecking=no -o UserKnownHostsFil
 U="$(id -un)@127.0.0.1"
 
 # --- runs -------------------------------------------------------------------
-declare -A T
-run() { # name command...
+# Each figure is the median of RUNS rounds; a round runs every command once,
+# so all of them see the same load.
+RUNS=${RUNS:-3}
+declare -A T S
+time_of() { # command... -> seconds on stdout; the command's stdout in $WORK/stdout
 	local s e
 	s=$(now)
-	"${@:2}" >"$WORK/stdout"
+	"$@" >"$WORK/stdout"
 	e=$(now)
-	T[$1]=$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')
-	printf '  %-24s %8.2f s  %8s MB/s\n' "$1" "${T[$1]}" "$(mbps "${T[$1]}")" >&2
+	awk -v s="$s" -v e="$e" 'BEGIN { print e - s }'
 }
-
-echo "runs (${SIZE_MIB} MiB, loopback, $(nproc) cores):" >&2
-run "b3sum" b3sum "$WORK/local/src.bin"
-run "fs put" "$A" "${C[@]}" fs put -q "$WORK/local/src.bin" "$ADDR"
-TICKET=$(tail -1 "$WORK/stdout")
-run "fs get" "$A" "${C[@]}" fs get -q "$TICKET" -o "$WORK/local/fs.bin"
-check "$WORK/local/fs.bin" "fs get"
-# The same GET answer over a bare `alknet pipe` stream: frame length 35,
-# op 1, the hash, no ranges.
-GETREQ="\\x00\\x00\\x00\\x23\\x01$(echo "$SUM" | sed 's/../\\x&/g')\\x00\\x00"
-run "pipe get (bare)" bash -c "printf '$GETREQ' | '$A' --data '$WORK/client' --log-level error pipe --alpn alknet/fs '$ADDR' >'$WORK/local/pipe.bin'"
-rm -f "$WORK/local/pipe.bin"
-run "pipe echo (ping)" bash -c "'$A' --data '$WORK/client' --log-level error pipe --alpn alknet/ping '$ADDR' <'$WORK/local/src.bin' >/dev/null"
-run "cp put" "$A" "${C[@]}" cp -q "$WORK/local/src.bin" "$ADDR:/c.bin"
-run "cp get" "$A" "${C[@]}" cp -q "$ADDR:/c.bin" "$WORK/local/c.bin"
-check "$WORK/local/c.bin" "alknet cp get"
-run "scp put" "${SCP[@]}" "$WORK/local/src.bin" "$U:$WORK/sshfiles/s.bin"
-run "scp get" "${SCP[@]}" "$U:$WORK/sshfiles/s.bin" "$WORK/local/s.bin"
-check "$WORK/local/s.bin" "scp get"
+sample() { # name command...
+	local t
+	t=$(time_of "${@:2}")
+	S[$1]="${S[$1]:-} $t"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+GETREQ=""
+NAMES=("b3sum" "fs put" "fs get" "pipe get (bare)" "pipe get (bare) + fsync" "pipe echo (ping)" "cp put" "cp get" "scp put" "scp get")
+echo "runs (${SIZE_MIB} MiB, loopback, $(nproc) cores, median of $RUNS rounds):" >&2
+for round in $(seq "$RUNS"); do
+	echo "  round $round" >&2
+	sample "b3sum" b3sum "$WORK/local/src.bin"
+	sample "fs put" "$A" "${C[@]}" fs put -q "$WORK/local/src.bin" "$ADDR"
+	TICKET=$(tail -1 "$WORK/stdout")
+	sample "fs get" "$A" "${C[@]}" fs get -q "$TICKET" -o "$WORK/local/fs.bin"
+	check "$WORK/local/fs.bin" "fs get"
+	# The same GET answer over a bare `alknet pipe` stream: frame length
+	# 35, op 1, the hash, no ranges; then also synced to disk at the end,
+	# as fs get (and cp) do.
+	GETREQ="\\x00\\x00\\x00\\x23\\x01$(echo "$SUM" | sed 's/../\\x&/g')\\x00\\x00"
+	sample "pipe get (bare)" bash -c "printf '$GETREQ' | '$A' --data '$WORK/client' --log-level error pipe --alpn alknet/fs '$ADDR' >'$WORK/local/pipe.bin'"
+	rm -f "$WORK/local/pipe.bin"
+	sample "pipe get (bare) + fsync" bash -c "printf '$GETREQ' | '$A' --data '$WORK/client' --log-level error pipe --alpn alknet/fs '$ADDR' >'$WORK/local/pipe.bin' && sync '$WORK/local/pipe.bin'"
+	rm -f "$WORK/local/pipe.bin"
+	sample "pipe echo (ping)" bash -c "'$A' --data '$WORK/client' --log-level error pipe --alpn alknet/ping '$ADDR' <'$WORK/local/src.bin' >/dev/null"
+	sample "cp put" "$A" "${C[@]}" cp -q "$WORK/local/src.bin" "$ADDR:/c.bin"
+	sample "cp get" "$A" "${C[@]}" cp -q "$ADDR:/c.bin" "$WORK/local/c.bin"
+	check "$WORK/local/c.bin" "alknet cp get"
+	rm -f "$WORK/node/files/c.bin"
+	sample "scp put" "${SCP[@]}" "$WORK/local/src.bin" "$U:$WORK/sshfiles/s.bin"
+	sample "scp get" "${SCP[@]}" "$U:$WORK/sshfiles/s.bin" "$WORK/local/s.bin"
+	check "$WORK/local/s.bin" "scp get"
+	rm -f "$WORK/sshfiles/s.bin"
+	# The next round's put must store the blob anew.
+	"$A" --data "$WORK/node" --log-level error fs tag --delete src.bin >/dev/null
+	"$A" --data "$WORK/node" --log-level error fs gc --grace 0 >/dev/null
+done
+for n in "${NAMES[@]}"; do
+	T[$n]=$(echo "${S[$n]}" | median)
+	printf '  %-24s %8.2f s  %8s MB/s   (runs:%s)\n' "$n" "${T[$n]}" "$(mbps "${T[$n]}")" "${S[$n]}" >&2
+done
 
 echo "go benchmarks (in one process; fs against a bare core.Stream, interleaved):" >&2
 GB=$(cd "$HERE/fs" && FS_BENCH_MIB=$((SIZE_MIB < 256 ? SIZE_MIB : 256)) go test -run '^$' -bench 'BenchmarkTransfer|BenchmarkHash' -benchtime 3x -count 1 . | grep '^Benchmark')
@@ -144,8 +168,8 @@ metric() { echo "$GB" | grep "$1" | awk -v f="$2" '{for (i=1;i<=NF;i++) if ($(i+
 ratio() { awk -v a="${T[$1]}" -v b="${T[$2]}" 'BEGIN { printf "%.2fx", a / b }'; }
 echo
 echo "throughput ratios (higher is faster for the first named):"
-printf '  fs get / bare pipe get:     %s   (Go benchmark fs/bare: get %s, put %s)\n' \
-	"$(ratio "pipe get (bare)" "fs get")" "$(metric 'op=get' 'fs/bare')" "$(metric 'op=put' 'fs/bare')"
+printf '  fs get / bare pipe get:     %s   (bare + fsync: %s; Go benchmark fs/bare: get %s, put %s)\n' \
+	"$(ratio "pipe get (bare)" "fs get")" "$(ratio "pipe get (bare) + fsync" "fs get")" "$(metric 'op=get' 'fs/bare')" "$(metric 'op=put' 'fs/bare')"
 printf '  fs get / cp get:            %s\n' "$(ratio "cp get" "fs get")"
 printf '  fs put / cp put:            %s\n' "$(ratio "cp put" "fs put")"
 printf '  fs get / scp get:           %s\n' "$(ratio "scp get" "fs get")"

@@ -223,7 +223,7 @@ type rangeSink struct {
 	off, end int64
 }
 
-func (s *rangeSink) size(int64) error          { return nil }
+func (s *rangeSink) size(int64) error           { return nil }
 func (s *rangeSink) parent(int64, []byte) error { return nil }
 func (s *rangeSink) group(pos int64, b []byte) error {
 	lo, hi := max(pos, s.off), min(pos+int64(len(b)), s.end)
