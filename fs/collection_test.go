@@ -83,3 +83,46 @@ func TestCollectionEncode(t *testing.T) {
 	_, err = DecodeCollection(b[:len(b)-1])
 	assert.ErrorIs(t, err, ErrBadCollection)
 }
+
+// PutDir uploads a tree as a collection that another node can fetch back;
+// symlinks are reported and left out.
+func TestPutDirFetchBack(t *testing.T) {
+	src := t.TempDir()
+	files := map[string]string{"a.txt": "alpha", "sub/b.bin": string(testData(3*GroupSize+1, 8)), "sub/deeper/c": ""}
+	for rel, body := range files {
+		p := filepath.Join(src, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o640))
+	}
+	require.NoError(t, os.Symlink("a.txt", filepath.Join(src, "link")))
+	srv := newStore(t)
+	c := serve(t, srv, rw, Config{})
+	var skipped []string
+	var last, total int64
+	h, coll, err := c.PutDir(t.Context(), src, DirOptions{Tag: "tree",
+		Skipped:  func(rel string, _ iofs.FileMode) { skipped = append(skipped, rel) },
+		Progress: func(d, tot int64) { last, total = d, tot }})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"link"}, skipped)
+	assert.Len(t, coll.Entries, 3)
+	assert.Equal(t, total, last)
+	info, err := srv.Info(t.Context(), h)
+	require.NoError(t, err)
+	assert.True(t, info.Collection)
+	assert.Equal(t, []string{"tree"}, info.Tags)
+
+	local := newStore(t)
+	got, _, err := c.FetchCollection(t.Context(), local, h, CollectionOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, coll, got)
+	out := filepath.Join(t.TempDir(), "out")
+	require.NoError(t, local.ExportCollection(t.Context(), got, out, ExportOptions{}))
+	for rel, body := range files {
+		b, err := os.ReadFile(filepath.Join(out, rel))
+		require.NoError(t, err)
+		assert.Equal(t, body, string(b), rel)
+		fi, err := os.Stat(filepath.Join(out, rel))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
+	}
+}

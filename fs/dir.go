@@ -494,27 +494,68 @@ feed:
 	return coll, res, nil
 }
 
-// PutDir uploads every regular file under dir and then the collection
-// listing them, and returns the collection's hash. It needs fs:write.
+// PutDir uploads every regular file under dir (eight at a time) and then
+// the collection listing them, and returns the collection's hash. It needs
+// fs:write. Progress calls are serialized.
 func (c *Client) PutDir(ctx context.Context, dir string, o DirOptions) (Hash, *Collection, error) {
 	files, total, err := scanDir(dir, o.Skipped)
 	if err != nil {
 		return Hash{}, nil, err
 	}
-	coll := &Collection{Entries: make([]Entry, 0, len(files))}
+	coll := &Collection{Entries: make([]Entry, len(files))}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex // guards done, firstErr and Progress calls
 	var done int64
-	for _, f := range files {
-		var po PutOptions
-		if o.Progress != nil {
-			base := done
-			po.Progress = func(n int64) { o.Progress(base+n, total) }
+	var firstErr error
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(8, max(1, len(files))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				f := files[i]
+				var po PutOptions
+				var last int64
+				if o.Progress != nil {
+					po.Progress = func(n int64) {
+						mu.Lock()
+						done += n - last
+						last = n
+						o.Progress(done, total)
+						mu.Unlock()
+					}
+				}
+				h, err := c.PutFile(ctx, f.abs, po)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: %w", f.rel, err)
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				coll.Entries[i] = Entry{Path: f.rel, Hash: h, Size: f.size, Mode: f.mode}
+			}
+		}()
+	}
+feed:
+	for i := range files {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
 		}
-		h, err := c.PutFile(ctx, f.abs, po)
-		if err != nil {
-			return Hash{}, nil, fmt.Errorf("%s: %w", f.rel, err)
-		}
-		done += f.size
-		coll.Entries = append(coll.Entries, Entry{Path: f.rel, Hash: h, Size: f.size, Mode: f.mode})
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return Hash{}, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Hash{}, nil, err
 	}
 	b, err := coll.Encode()
 	if err != nil {

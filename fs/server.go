@@ -115,7 +115,8 @@ type deadliner interface{ SetReadDeadline(time.Time) error }
 
 // ServeStream serves the requests on one stream with the permissions of
 // id until the peer ends its side, an error ends the stream or ctx is
-// done. It does not close rw.
+// done. It closes rw only when ctx is done (to stop a blocked read or
+// write); otherwise closing it is the caller's.
 func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriter, id *core.Identity, log *slog.Logger) {
 	if log == nil {
 		log = s.log
@@ -322,11 +323,11 @@ func (s *Server) serve(ctx context.Context, req *request, id *core.Identity, r *
 // has buffered, then straight from the stream (no copy through r's
 // buffer), never past the body.
 func bodyReader(r *bufio.Reader, stream io.Reader, n int64) io.Reader {
-	if b := int64(r.Buffered()); b >= n || stream == nil {
+	b := int64(r.Buffered())
+	if b >= n || stream == nil {
 		return io.LimitReader(r, n)
-	} else {
-		return io.MultiReader(io.LimitReader(r, b), io.LimitReader(stream, n-b))
 	}
+	return io.MultiReader(io.LimitReader(r, b), io.LimitReader(stream, n-b))
 }
 
 func (s *Server) get(ctx context.Context, req *request, w *bufio.Writer) (bool, error) {
