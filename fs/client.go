@@ -10,6 +10,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -18,13 +19,33 @@ import (
 // Client fetches, when FetchOptions.MaxSize is zero (1 TiB).
 const DefaultMaxBlobSize = 1 << 40
 
-// Client speaks alknet/fs over a connection. Each request runs on a
-// stream of its own, so a Client is safe for concurrent use. Everything
-// it reads from a blob is verified against the hash before it is handed
-// on: a node cannot make it accept or write a byte that does not belong
-// to the blob.
+// Client speaks alknet/fs over a connection. Requests run on streams
+// that are kept open and reused one request at a time (up to 16 idle, for
+// 10 seconds), so many small requests cost no stream set-up, and over a
+// TCP+TLS connection no new connection each. A Client is safe for
+// concurrent use. Everything it reads from a blob is verified against the
+// hash before it is handed on: a node cannot make it accept or write a byte
+// that does not belong to the blob.
 type Client struct {
 	conn core.Conn
+
+	mu     sync.Mutex
+	idle   []*pooled
+	closed bool
+}
+
+// Stream reuse limits.
+const (
+	maxIdleStreams = 16
+	idleStreamAge  = 10 * time.Second
+)
+
+// pooled is a stream between requests.
+type pooled struct {
+	st   core.Stream
+	r    *bufio.Reader
+	n    *atomic.Int64 // bytes read from the stream
+	used time.Time
 }
 
 // NewClient returns a client over conn, a connection that negotiated ALPN.
@@ -43,16 +64,83 @@ func Dial(ctx context.Context, ep *core.Endpoint, addr core.Addr) (*Client, erro
 // Conn returns the client's connection.
 func (c *Client) Conn() core.Conn { return c.conn }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close(core.CodeOK, "") }
+// Close closes the idle streams and the connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.closed = nil, true
+	c.mu.Unlock()
+	for _, p := range idle {
+		p.close()
+	}
+	return c.conn.Close(core.CodeOK, "")
+}
 
-// call is one request on a fresh stream.
+func (p *pooled) close() {
+	_ = p.st.Close()
+	p.r.Reset(nil)
+	clientReaders.Put(p.r)
+}
+
+// stream returns an idle stream used within maxAge, or a new one; reused
+// says which.
+func (c *Client) stream(ctx context.Context, maxAge time.Duration) (p *pooled, reused bool, err error) {
+	c.mu.Lock()
+	for len(c.idle) > 0 {
+		p := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		if time.Since(p.used) < maxAge {
+			c.mu.Unlock()
+			return p, true, nil
+		}
+		c.mu.Unlock()
+		p.close()
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
+	p, err = c.newStream(ctx)
+	return p, false, err
+}
+
+func (c *Client) newStream(ctx context.Context) (*pooled, error) {
+	st, err := c.conn.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &pooled{st: st, n: new(atomic.Int64)}
+	p.r = clientReaders.Get().(*bufio.Reader)
+	p.r.Reset(&countReader{r: st, n: p.n})
+	return p, nil
+}
+
+// release keeps p for the next request, or closes it.
+func (c *Client) release(p *pooled) {
+	c.mu.Lock()
+	if !c.closed && len(c.idle) < maxIdleStreams {
+		p.used = time.Now()
+		c.idle = append(c.idle, p)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	p.close()
+}
+
+// call is one request on a stream.
 type call struct {
-	st   core.Stream
-	r    *bufio.Reader
-	w    *bufio.Writer
-	stop func() bool
-	n    *atomic.Int64 // bytes read from the stream
+	c      *Client
+	op     byte
+	frame  []byte
+	reused bool // the stream served an earlier request
+	p      *pooled
+	st    core.Stream
+	r     *bufio.Reader
+	w     *bufio.Writer
+	stop  func() bool
+	start int64 // p.n when the call began
+	// ok is set once the whole answer has been read: the stream is then
+	// at a request boundary and may be reused.
+	ok bool
 }
 
 func (c *Client) open(ctx context.Context, req *request) (*call, error) {
@@ -60,19 +148,15 @@ func (c *Client) open(ctx context.Context, req *request) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.conn.OpenStream(ctx)
+	// Nodes keep idle streams open for at least 30 s (Config.IdleTimeout),
+	// so a stream idle for less than idleStreamAge is alive unless the
+	// connection failed.
+	p, reused, err := c.stream(ctx, idleStreamAge)
 	if err != nil {
 		return nil, err
 	}
-	cl := &call{st: st, n: new(atomic.Int64)}
-	cl.stop = context.AfterFunc(ctx, func() { _ = st.Close() })
-	cl.r = clientReaders.Get().(*bufio.Reader)
-	cl.r.Reset(&countReader{r: st, n: cl.n})
-	if req.op == opPut {
-		cl.w = bufio.NewWriterSize(st, 256<<10)
-	} else {
-		cl.w = bufio.NewWriterSize(st, len(frame))
-	}
+	cl := &call{c: c, op: req.op, frame: frame, reused: reused}
+	cl.attach(ctx, p)
 	if _, err := cl.w.Write(frame); err != nil {
 		cl.close()
 		return nil, cl.wrap(ctx, err)
@@ -80,16 +164,48 @@ func (c *Client) open(ctx context.Context, req *request) (*call, error) {
 	return cl, nil
 }
 
-// send finishes the request side (FIN) and reads the status. A node that
-// refuses a request may stop reading it before it is all sent: its
-// answer, when there is one, is the error to report.
+// attach makes p the call's stream.
+func (cl *call) attach(ctx context.Context, p *pooled) {
+	cl.p, cl.st, cl.r, cl.start = p, p.st, p.r, p.n.Load()
+	cl.stop = context.AfterFunc(ctx, func() { _ = p.st.Close() })
+	if cl.op == opPut {
+		cl.w = bufio.NewWriterSize(p.st, 256<<10)
+	} else {
+		cl.w = bufio.NewWriterSize(p.st, len(cl.frame))
+	}
+}
+
+// read returns the bytes read from the stream for this call.
+func (cl *call) read() int64 { return cl.p.n.Load() - cl.start }
+
+// send flushes the request and reads the status. A node that refuses a
+// request may stop reading it before it is all sent: its answer, when there
+// is one, is the error to report.
 func (cl *call) send(ctx context.Context) error {
 	werr := cl.w.Flush()
-	if werr == nil {
-		werr = cl.st.CloseWrite()
+	if werr != nil {
+		// The node may have answered already.
+		_ = cl.st.CloseWrite()
 	}
 	serr := readStatus(cl.r)
 	var re *RemoteError
+	if serr != nil && !errors.As(serr, &re) && cl.reused && cl.op != opPut && cl.read() == 0 && ctx.Err() == nil {
+		// A reused stream that died while idle (the node's idle timeout):
+		// the request, only a frame, goes again on a fresh stream.
+		cl.stop()
+		cl.p.close()
+		p, err := cl.c.newStream(ctx)
+		if err != nil {
+			cl.p = nil
+			return err
+		}
+		cl.reused = false
+		cl.attach(ctx, p)
+		if _, err := cl.w.Write(cl.frame); err != nil {
+			return cl.wrap(ctx, err)
+		}
+		return cl.send(ctx)
+	}
 	if werr != nil && !errors.As(serr, &re) {
 		return cl.wrap(ctx, werr)
 	}
@@ -103,12 +219,19 @@ func (cl *call) wrap(ctx context.Context, err error) error {
 	return err
 }
 
+// close ends the call: the stream goes back to the client when the whole
+// answer was read (and ctx did not fire), else it is closed.
 func (cl *call) close() {
-	cl.stop()
-	_ = cl.st.Close()
-	cl.r.Reset(nil)
-	clientReaders.Put(cl.r)
-	cl.r = nil
+	if cl.p == nil {
+		return
+	}
+	p := cl.p
+	cl.p = nil
+	if cl.stop() && cl.ok {
+		cl.c.release(p)
+		return
+	}
+	p.close()
 }
 
 var clientReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
@@ -153,6 +276,7 @@ func (c *Client) Has(ctx context.Context, hash Hash) (BlobStatus, error) {
 	if !st.Present.normalized() {
 		return BlobStatus{}, fmt.Errorf("%w: has answer ranges", ErrBadResponse)
 	}
+	cl.ok = true
 	return st, nil
 }
 
@@ -165,13 +289,14 @@ func (c *Client) get(ctx context.Context, hash Hash, want Ranges, maxSize int64,
 	}
 	defer cl.close()
 	if err := cl.send(ctx); err != nil {
-		return 0, cl.n.Load(), err
+		return 0, cl.read(), err
 	}
 	if want == nil {
 		want = Ranges{{0, math.MaxUint64}}
 	}
 	size, err := readSlice(cl.r, hash, want, maxSize, sink)
-	return size, cl.n.Load(), cl.wrap(ctx, err)
+	cl.ok = err == nil
+	return size, cl.read(), cl.wrap(ctx, err)
 }
 
 // Read writes the verified bytes [off, off+n) of blob hash to w, in order
@@ -384,14 +509,15 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64, o PutOptions)
 	if o.Progress != nil {
 		r = &progressReader{r: r, fn: o.Progress}
 	}
-	n, werr := io.CopyBuffer(cl.w, io.LimitReader(r, size), make([]byte, 256<<10))
-	if werr == nil && n < size {
-		werr = fmt.Errorf("%w: data ended after %d of %d bytes", ErrSizeMismatch, n, size)
-		_ = cl.w.Flush()
-		_ = cl.st.CloseWrite()
-		return Hash{}, werr
+	ew := &errWriter{w: cl.w}
+	n, err := io.CopyBuffer(ew, io.LimitReader(r, size), make([]byte, 256<<10))
+	if err != nil && ew.err == nil {
+		return Hash{}, cl.wrap(ctx, fmt.Errorf("read data: %w", err)) // the stream is dropped
 	}
-	if werr != nil {
+	if err == nil && n < size {
+		return Hash{}, fmt.Errorf("%w: data ended after %d of %d bytes", ErrSizeMismatch, n, size)
+	}
+	if werr := ew.err; werr != nil {
 		// The node may have refused the put before reading it: its
 		// answer says why.
 		var re *RemoteError
@@ -407,10 +533,25 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64, o PutOptions)
 	if _, err := io.ReadFull(cl.r, h[:]); err != nil {
 		return Hash{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
 	}
+	cl.ok = true
 	if !o.Expect.IsZero() && h != o.Expect {
 		return h, &MismatchError{Hash: o.Expect, Length: size}
 	}
 	return h, nil
+}
+
+// errWriter remembers a write error, to tell it from a read error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // Tag points name at hash on the node (scope fs:write).
@@ -423,7 +564,9 @@ func (c *Client) Tag(ctx context.Context, name string, hash Hash) error {
 		return err
 	}
 	defer cl.close()
-	return cl.send(ctx)
+	err = cl.send(ctx)
+	cl.ok = err == nil
+	return err
 }
 
 // Untag removes the tag name on the node (scope fs:write).
@@ -436,7 +579,9 @@ func (c *Client) Untag(ctx context.Context, name string) error {
 		return err
 	}
 	defer cl.close()
-	return cl.send(ctx)
+	err = cl.send(ctx)
+	cl.ok = err == nil
+	return err
 }
 
 // List returns the node's tags (Tag.Created is not sent and stays zero).
@@ -473,5 +618,6 @@ func (c *Client) List(ctx context.Context) ([]Tag, error) {
 		}
 		out = append(out, t)
 	}
+	cl.ok = true
 	return out, nil
 }

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -327,4 +328,68 @@ func rawCollection(entries []Entry) []byte {
 	return b
 }
 
-var _ = math.MaxInt64
+// Requests reuse an idle stream; a failed request drops its stream; a
+// reused stream found dead is replaced and the request goes again.
+func TestStreamReuse(t *testing.T) {
+	srv := newStore(t)
+	info := putBytes(t, srv, []byte("reuse"), PutOptions{})
+	c := serve(t, srv, rw, Config{})
+	_, err := c.Has(t.Context(), info.Hash)
+	require.NoError(t, err)
+	require.Len(t, c.idle, 1)
+	first := c.idle[0]
+	for range 3 {
+		_, err := c.Has(t.Context(), info.Hash)
+		require.NoError(t, err)
+		require.Len(t, c.idle, 1)
+		assert.Same(t, first, c.idle[0], "the same stream serves every request")
+	}
+	var out bytes.Buffer
+	_, err = c.Read(t.Context(), info.Hash, 0, -1, &out)
+	require.NoError(t, err)
+	assert.Equal(t, "reuse", out.String())
+	assert.Same(t, first, c.idle[0])
+
+	_, err = c.Has(t.Context(), HashBytes([]byte("absent")))
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.Empty(t, c.idle, "a stream that carried a failure is not reused")
+
+	_, err = c.Has(t.Context(), info.Hash)
+	require.NoError(t, err)
+	require.Len(t, c.idle, 1)
+	dead := c.idle[0]
+	require.NoError(t, dead.st.Close())
+	st, err := c.Has(t.Context(), info.Hash)
+	require.NoError(t, err, "the request went again on a fresh stream")
+	assert.Equal(t, int64(5), st.Size)
+	require.Len(t, c.idle, 1)
+	assert.NotSame(t, dead, c.idle[0])
+}
+
+// Over the TCP+TLS listener a connection carries one stream: sequential
+// requests share it.
+func TestOverTCP(t *testing.T) {
+	srvStore := newStore(t)
+	srv, err := New(Config{Store: srvStore})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	ck := coretest.Key(t)
+	peers := core.StaticPeers([]core.PeerEntry{{PeerID: "c", Fingerprints: []string{ck.NodeID().Fingerprint()}, Scopes: rw, Enabled: true}})
+	ep := coretest.StartEndpoint(t, core.Config{ListenTCP: true, Identities: peers}, coretest.Route{Handler: srv, ACL: core.AccessControl{RequiredScopes: []string{ScopeRead}}})
+	conn, err := coretest.ClientEndpoint(t, ck).DialTCP(t.Context(), ep.Addr(), ALPN)
+	require.NoError(t, err)
+	c := NewClient(conn)
+	t.Cleanup(func() { _ = c.Close() })
+	data := testData(5*GroupSize+9, 61)
+	h, err := c.Put(t.Context(), bytes.NewReader(data), int64(len(data)), PutOptions{Tag: "x"})
+	require.NoError(t, err)
+	_, err = c.Has(t.Context(), h)
+	require.NoError(t, err)
+	local := newStore(t)
+	_, err = c.Fetch(t.Context(), local, h, FetchOptions{})
+	require.NoError(t, err)
+	eqBytes(t, data, readFile(t, local.blobPath(h)))
+	tags, err := c.List(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, tags, 1)
+}

@@ -21,6 +21,9 @@ const (
 	DefaultMaxPutSize = 64 << 30
 	// DefaultIdleTimeout ends a stream with no request for this long.
 	DefaultIdleTimeout = 5 * time.Minute
+	// MinIdleTimeout is the shortest IdleTimeout: a Client reuses a stream
+	// idle for up to 10 s.
+	MinIdleTimeout = 30 * time.Second
 )
 
 // Config configures a Server. Only Store is required.
@@ -37,7 +40,9 @@ type Config struct {
 	// DefaultMaxPutSize (64 GiB); negative means no limit.
 	MaxPutSize int64
 	// IdleTimeout ends a stream on which no request starts for this long.
-	// Zero means DefaultIdleTimeout (5 minutes); negative disables it.
+	// Zero means DefaultIdleTimeout (5 minutes); values below
+	// MinIdleTimeout (30 s) are raised to it, since clients keep idle
+	// streams for reuse; negative disables it.
 	IdleTimeout time.Duration
 	// Logger receives refused requests and failures (info) and request
 	// summaries (debug). Nil is silent. Blob contents are never logged.
@@ -53,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.IdleTimeout > 0 {
+		c.IdleTimeout = max(c.IdleTimeout, MinIdleTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

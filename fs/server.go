@@ -146,6 +146,10 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriter, id *core.Ide
 		if errors.Is(err, io.EOF) {
 			return
 		}
+		if errors.Is(err, errNoRequest) {
+			log.Debug("fs stream ended", "err", err)
+			return
+		}
 		if dl != nil {
 			_ = dl.SetReadDeadline(time.Time{})
 		}

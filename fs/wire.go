@@ -125,13 +125,21 @@ func (r *request) encode() ([]byte, error) {
 	return b, nil
 }
 
+// errNoRequest is a stream that failed where a request would start.
+var errNoRequest = errors.New("alknet/fs: stream ended")
+
 // readRequest reads one request frame. io.EOF means the stream ended
 // cleanly between requests.
 func readRequest(r io.Reader) (*request, error) {
 	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if k, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
+		}
+		if k == 0 {
+			// The stream ended between requests (reset, connection
+			// closed, idle timeout): not a malformed request.
+			return nil, fmt.Errorf("%w: %v", errNoRequest, err)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, unexpected(err))
 	}
