@@ -393,3 +393,25 @@ func TestOverTCP(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, tags, 1)
 }
+
+// A fetch stops at the first group after its context is cancelled, even
+// when the rest of the answer is already buffered (nothing more is
+// written).
+func TestFetchStopsOnCancel(t *testing.T) {
+	data := testData(12*GroupSize, 62)
+	enc := slice(t, data, Ranges{{0, 12}})
+	st := newStore(t)
+	h := HashBytes(data)
+	p, err := st.beginDownload(t.Context(), h)
+	require.NoError(t, err)
+	defer p.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	sink := &fetchSink{p: p, ctx: ctx, progress: func(done, _ int64) {
+		if done >= 3*GroupSize {
+			cancel()
+		}
+	}}
+	_, err = readSlice(bytes.NewReader(enc), h, Ranges{{0, 12}}, 1<<40, sink)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, int64(3*GroupSize), p.received, "no group taken after the cancel")
+}
