@@ -184,3 +184,28 @@ func TestExport(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	assert.Len(t, entries, 3, "no temporary file left")
 }
+
+func TestDrop(t *testing.T) {
+	st := newStore(t)
+	ctx := t.Context()
+	a := putBytes(t, st, []byte("only in the collection"), PutOptions{})
+	shared := putBytes(t, st, []byte("also in another"), PutOptions{})
+	tagged := putBytes(t, st, []byte("tagged member"), PutOptions{Tag: "keep"})
+	coll, err := st.PutCollection(ctx, &Collection{Entries: []Entry{
+		{Path: "a", Hash: a.Hash, Size: a.Size}, {Path: "s", Hash: shared.Hash, Size: shared.Size}, {Path: "t", Hash: tagged.Hash, Size: tagged.Size},
+	}}, "")
+	require.NoError(t, err)
+	other, err := st.PutCollection(ctx, &Collection{Entries: []Entry{{Path: "s", Hash: shared.Hash, Size: shared.Size}}}, "other")
+	require.NoError(t, err)
+
+	n, err := st.Drop(ctx, other.Hash)
+	require.NoError(t, err)
+	assert.Zero(t, n, "a tagged collection stays")
+	n, err = st.Drop(ctx, coll.Hash)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "the collection and its unshared member")
+	assert.False(t, st.Has(coll.Hash))
+	assert.False(t, st.Has(a.Hash))
+	assert.True(t, st.Has(shared.Hash), "listed by another collection")
+	assert.True(t, st.Has(tagged.Hash), "tagged")
+}

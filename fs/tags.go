@@ -345,3 +345,78 @@ func (s *Store) gcOrphans(ctx context.Context, tx *sql.Tx, cutoff time.Time, dry
 	}
 	return n, nil
 }
+
+// Drop removes the blob hash from the store unless a tag names it or a
+// collection lists it; when it is a collection, its member list goes
+// with it, and so does every member no tag or other collection keeps. It
+// returns the number of blobs removed. Drop is for blobs fetched only to be
+// written out (alknet fs get); GC is the general sweep.
+func (s *Store) Drop(ctx context.Context, hash Hash) (int, error) {
+	n := 0
+	err := s.db.Update(ctx, func(tx *sql.Tx) error {
+		n = 0
+		keep := func(h string) (bool, error) {
+			var c int
+			err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM fs_tags WHERE hash = ?1) + (SELECT count(*) FROM fs_members WHERE member = ?1)`, h).Scan(&c)
+			return c > 0, err
+		}
+		remove := func(h string) error {
+			hh, err := ParseHash(h)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			if err := s.removeBlobFiles(hh); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM fs_blobs WHERE hash = ?`, h)
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k > 0 {
+				n++
+			}
+			return nil
+		}
+		root := hash.String()
+		if k, err := keep(root); err != nil || k {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT member FROM fs_members WHERE collection = ?`, root)
+		if err != nil {
+			return err
+		}
+		var members []string
+		for rows.Next() {
+			var m string
+			if err := rows.Scan(&m); err != nil {
+				rows.Close()
+				return err
+			}
+			members = append(members, m)
+		}
+		rows.Close()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM fs_members WHERE collection = ?`, root); err != nil {
+			return err
+		}
+		if err := remove(root); err != nil {
+			return err
+		}
+		for _, m := range members {
+			if k, err := keep(m); err != nil {
+				return err
+			} else if !k {
+				if err := remove(m); err != nil {
+					return err
+				}
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return s.db.Notify(ctx, tx, Channel, "drop "+root)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("alknet/fs: drop %s: %w", hash, err)
+	}
+	return n, nil
+}

@@ -134,6 +134,12 @@ The blob leaves the store when it is written to OUT, unless --keep (or
 				if err := l.st.ExportCollection(ctx, coll, out, fs.ExportOptions{}); err != nil {
 					return err
 				}
+				if move {
+					// Fetched only to be written out: free the store.
+					if _, err := l.st.Drop(ctx, t.Hash); err != nil {
+						fmt.Fprintf(g.stderr, "alknet: %v\n", err)
+					}
+				}
 			case out == "-":
 				f, _, err := l.st.Open(t.Hash)
 				if err != nil {
