@@ -133,11 +133,11 @@ type call struct {
 	frame  []byte
 	reused bool // the stream served an earlier request
 	p      *pooled
-	st    core.Stream
-	r     *bufio.Reader
-	w     *bufio.Writer
-	stop  func() bool
-	start int64 // p.n when the call began
+	st     core.Stream
+	r      *bufio.Reader
+	w      *bufio.Writer
+	stop   func() bool
+	start  int64 // p.n when the call began
 	// ok is set once the whole answer has been read: the stream is then
 	// at a request boundary and may be reused.
 	ok bool
