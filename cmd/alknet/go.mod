@@ -7,6 +7,7 @@ require (
 	github.com/alkdev/alknet/call v0.1.0
 	github.com/alkdev/alknet/core v0.1.0
 	github.com/alkdev/alknet/dns v0.1.0
+	github.com/alkdev/alknet/fs v0.1.0
 	github.com/alkdev/alknet/git v0.1.0
 	github.com/alkdev/alknet/http v0.1.0
 	github.com/alkdev/alknet/msg v0.1.0
@@ -55,6 +56,7 @@ require (
 	github.com/huandu/xstrings v1.3.2 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/kevinburke/ssh_config v1.6.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.0.9 // indirect
 	github.com/kr/fs v0.1.0 // indirect
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
@@ -82,4 +84,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	lukechampine.com/blake3 v1.4.1 // indirect
 )
