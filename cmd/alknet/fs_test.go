@@ -44,6 +44,7 @@ scopes = ["fs"]
 // get with the ticket writes the same bytes; a peer without fs:write is
 // refused with the reason.
 func TestFSPutGetTicket(t *testing.T) {
+	t.Parallel()
 	e := newFSEnv(t)
 	src := filepath.Join(t.TempDir(), "data.bin")
 	randomFile(t, src, 3<<20+5)
@@ -90,6 +91,7 @@ func TestFSPutGetTicket(t *testing.T) {
 // TestFSGetResume: SIGINT stops a get with status 130 and a hint; the same
 // command again transfers only what was missing.
 func TestFSGetResume(t *testing.T) {
+	t.Parallel()
 	e := newFSEnv(t)
 	src := filepath.Join(t.TempDir(), "big.bin")
 	const size = 128 << 20
@@ -148,6 +150,7 @@ func waitPartial(t *testing.T, bg *bgCLI, dataDir string) {
 // TestFSServeDir: serve-dir shares a directory as a collection with a
 // ticket; get rebuilds it with the permission bits; symlinks are skipped.
 func TestFSServeDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alpha"), 0o644))

@@ -35,6 +35,7 @@ func curlOut(t *testing.T, args ...string) string {
 // Prometheus on its one port: static files, the gateway with a peer token
 // minted while it runs, and /metrics.
 func TestHTTPServe(t *testing.T) {
+	t.Parallel()
 	needClient(t, "curl", "curl")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "node")
@@ -124,6 +125,7 @@ func TestHTTPServe(t *testing.T) {
 
 // A bad [http] section stops serve with a one-line error.
 func TestHTTPConfigErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ config, want string }{
 		{"[http]\n[[http.routes]]\npath = \"/app/\"\n", "http route 1 needs path and proxy"},
 		{"[http]\n[[http.routes]]\npath = \"/v1/\"\nproxy = \"http://127.0.0.1:1\"\n", "route /v1/ overlaps the built-in paths"},
