@@ -121,7 +121,7 @@ func (s *suite) rowFuzz(ctx context.Context) []result {
 			}
 			notes = notes[:min(len(notes), 6)]
 			notes = append(notes, "go test: "+err.Error())
-			if len(notes) == 1 { // nothing recognisable: show how the output ended
+			if !strings.Contains(buf.String(), "Failing input written") { // no input to replay: show how the output ended
 				lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 				for _, l := range lines[max(0, len(lines)-6):] {
 					notes = append(notes, strings.TrimSpace(l))
