@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,9 +69,17 @@ func TestCoreDNSForwardsOverDoQ(t *testing.T) {
 	require.NoError(t, err)
 	ep, ca := startDoQ(t, srv, core.Config{})
 
-	listen := freeAddr(t)
 	dir := t.TempDir()
-	corefile := fmt.Sprintf(`.:%s {
+	// CoreDNS binds a port picked here; another process may take it in
+	// between, so start over on a new port when it cannot bind, and query
+	// only once it says it serves (an answer before that could come from
+	// whatever holds the port).
+	var listen string
+	var logs *lockedBuffer
+	var done chan struct{}
+	for attempt := 1; ; attempt++ {
+		listen = freeAddr(t)
+		corefile := fmt.Sprintf(`.:%s {
     bind 127.0.0.1
     forward . quic://%s {
         tls %s
@@ -78,21 +87,41 @@ func TestCoreDNSForwardsOverDoQ(t *testing.T) {
     }
 }
 `, portOf(listen), ep.LocalAddr().String(), filepath.Join(ca.dir, "ca.pem"), testServerName)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "Corefile"), []byte(corefile), 0o600))
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "-conf", filepath.Join(dir, "Corefile"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "Corefile"), []byte(corefile), 0o600))
+		logs = &lockedBuffer{}
+		cmd := exec.Command(bin, "-conf", filepath.Join(dir, "Corefile"))
+		cmd.Stdout, cmd.Stderr = logs, logs
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		})
+		serving := false
+		for deadline := time.Now().Add(30 * time.Second); !serving; {
+			select {
+			case <-exited:
+				if attempt < 3 && strings.Contains(logs.String(), "address already in use") {
+					break
+				}
+				t.Fatalf("coredns exited: %s", logs.String())
+			case <-time.After(20 * time.Millisecond):
+				serving = strings.Contains(logs.String(), "CoreDNS-")
+				require.True(t, time.Now().Before(deadline), "coredns did not start within 30s: %s", logs.String())
+				continue
+			}
+			break
 		}
-	})
+		if serving {
+			done = exited
+			break
+		}
+	}
 
 	// Ready when it answers.
 	c := &mdns.Client{Net: "udp", Timeout: time.Second}

@@ -264,19 +264,12 @@ alknet msg outbox.`,
 			if err != nil {
 				return err
 			}
-			key, err := g.loadNodeKey(true)
+			r, err := g.openMsg(ctx, true)
 			if err != nil {
 				return err
 			}
-			mk, err := g.msgKey(key)
-			if err != nil {
-				return err
-			}
-			st, closeDB, err := g.openMsgStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+			defer r.close()
+			key, mk, st := r.node, r.key, r.store
 			s := &msgSend{g: g, cmd: cmd, key: key, msgKey: mk, store: st,
 				message: &msg.Message{ContentType: ct, Body: body}}
 			if s.to, s.via, err = resolveMsgTarget(ctx, st, args[0], to); err != nil {
@@ -513,13 +506,20 @@ func firstLine(m *msg.Message) string {
 
 // msgReader opens the node's mailbox for the local commands.
 type msgReader struct {
+	node  core.SecretKey
 	key   *msg.PrivateKey
 	store *msg.Store
 	close func()
 }
 
 func (g *globals) openMsgReader(ctx context.Context) (*msgReader, error) {
-	key, err := g.loadNodeKey(false)
+	return g.openMsg(ctx, false)
+}
+
+// openMsg loads what the msg commands share: the node key (created when
+// create is set), its message key and the node's message store.
+func (g *globals) openMsg(ctx context.Context, create bool) (*msgReader, error) {
+	key, err := g.loadNodeKey(create)
 	if err != nil {
 		return nil, err
 	}
@@ -531,7 +531,7 @@ func (g *globals) openMsgReader(ctx context.Context) (*msgReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &msgReader{key: mk, store: st, close: closeDB}, nil
+	return &msgReader{node: key, key: mk, store: st, close: closeDB}, nil
 }
 
 // items returns the mailbox's messages after cursor, opened; envelopes
@@ -814,19 +814,12 @@ messages; see alknet msg inbox.`,
 			if err != nil {
 				return ipv6Hint(err)
 			}
-			key, err := g.loadNodeKey(false)
+			r, err := g.openMsg(ctx, false)
 			if err != nil {
 				return err
 			}
-			mk, err := g.msgKey(key)
-			if err != nil {
-				return err
-			}
-			st, closeDB, err := g.openMsgStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+			defer r.close()
+			key, mk, st := r.node, r.key, r.store
 			local, err := msg.NewServer(ctx, msg.Config{DB: st.DB(), Key: mk})
 			if err != nil {
 				return err
