@@ -259,7 +259,7 @@ func (c *Client) Has(ctx context.Context, hash Hash) (BlobStatus, error) {
 	}
 	var hdr [11]byte
 	if _, err := io.ReadFull(cl.r, hdr[:]); err != nil {
-		return BlobStatus{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return BlobStatus{}, readErr(err)
 	}
 	st := BlobStatus{Size: int64(binary.BigEndian.Uint64(hdr[:])), Complete: hdr[8]&1 != 0, SizeVerified: hdr[8]&2 != 0}
 	n := int(binary.BigEndian.Uint16(hdr[9:]))
@@ -269,7 +269,7 @@ func (c *Client) Has(ctx context.Context, hash Hash) (BlobStatus, error) {
 	for range n {
 		var rb [16]byte
 		if _, err := io.ReadFull(cl.r, rb[:]); err != nil {
-			return BlobStatus{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+			return BlobStatus{}, readErr(err)
 		}
 		st.Present = append(st.Present, Range{binary.BigEndian.Uint64(rb[:]), binary.BigEndian.Uint64(rb[8:])})
 	}
@@ -531,7 +531,7 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64, o PutOptions)
 	}
 	var h Hash
 	if _, err := io.ReadFull(cl.r, h[:]); err != nil {
-		return Hash{}, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return Hash{}, readErr(err)
 	}
 	cl.ok = true
 	if !o.Expect.IsZero() && h != o.Expect {
@@ -596,7 +596,7 @@ func (c *Client) List(ctx context.Context) ([]Tag, error) {
 	}
 	var nb [4]byte
 	if _, err := io.ReadFull(cl.r, nb[:]); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return nil, readErr(err)
 	}
 	n := binary.BigEndian.Uint32(nb[:])
 	if n > MaxListEntries {
@@ -606,11 +606,11 @@ func (c *Client) List(ctx context.Context) ([]Tag, error) {
 	for range n {
 		l, err := cl.r.ReadByte()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+			return nil, readErr(err)
 		}
 		buf := make([]byte, int(l)+32+8+1)
 		if _, err := io.ReadFull(cl.r, buf); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+			return nil, readErr(err)
 		}
 		t := Tag{Name: string(buf[:l]), Hash: Hash(buf[l : l+32]), Size: int64(binary.BigEndian.Uint64(buf[l+32:])), Collection: buf[l+40]&1 != 0}
 		if err := ValidateTag(t.Name); err != nil {

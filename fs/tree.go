@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"sync"
 
+	"github.com/alkdev/alknet/core"
 	"lukechampine.com/blake3/guts"
 )
 
@@ -406,6 +407,16 @@ func readSlice(r io.Reader, root Hash, want Ranges, maxSize int64, sink sliceSin
 		return rec(rt, pos+mid, n-mid, rightOffset(off, mid), false)
 	}
 	return size, rec(root.cv(), 0, size, headerSize, true)
+}
+
+// readErr is the error of a failed read of the node's answer: the node's
+// own refusal (a connection closed with a code and reason) as it is,
+// anything else as a bad response.
+func readErr(err error) error {
+	if _, ok := core.AsCloseError(err); ok {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
 }
 
 func unexpected(err error) error {

@@ -262,14 +262,14 @@ func writeError(w *bufio.Writer, code byte, msg string) error {
 func readStatus(r *bufio.Reader) error {
 	code, err := r.ReadByte()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return readErr(err)
 	}
 	if code == statusOK {
 		return nil
 	}
 	var l [2]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return readErr(err)
 	}
 	n := binary.BigEndian.Uint16(l[:])
 	if n > MaxMessage {
@@ -277,7 +277,7 @@ func readStatus(r *bufio.Reader) error {
 	}
 	msg := make([]byte, n)
 	if _, err := io.ReadFull(r, msg); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadResponse, unexpected(err))
+		return readErr(err)
 	}
 	sentinel, ok := statusErrors[code]
 	if !ok {
