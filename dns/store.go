@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -68,9 +67,7 @@ type Store struct {
 	hooks    map[int]func()
 	nextHook int
 
-	sub    *store.Subscription
-	cancel context.CancelFunc
-	done   chan struct{}
+	follow *store.Follower // nil unless StoreConfig.Follow
 	closed atomic.Bool
 }
 
@@ -91,44 +88,12 @@ func NewStore(ctx context.Context, db *store.DB, cfg StoreConfig) (*Store, error
 	if !cfg.Follow {
 		return s, nil
 	}
-	sub, err := db.Subscribe(Channel)
+	f, err := db.Follow(ctx, Channel, "dns", s.log, s.Reload)
 	if err != nil {
 		return nil, err
 	}
-	s.sub = sub
-	if err := s.Reload(ctx); err != nil {
-		sub.Close()
-		return nil, err
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.done = make(chan struct{})
-	go s.watch(wctx)
+	s.follow = f
 	return s, nil
-}
-
-func (s *Store) watch(ctx context.Context) {
-	defer close(s.done)
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-s.sub.C:
-			if !ok {
-				return
-			}
-		case <-retry:
-		}
-		retry = nil
-		if err := s.Reload(ctx); err != nil {
-			if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-				return
-			}
-			s.log.Warn("dns reload", "err", err)
-			retry = time.After(100 * time.Millisecond)
-		}
-	}
 }
 
 // Close stops following changes; Zones keeps answering from the last index.
@@ -137,10 +102,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	if s.cancel != nil {
-		s.cancel()
-		s.sub.Close()
-		<-s.done
+	if s.follow != nil {
+		s.follow.Close()
 	}
 	return nil
 }
@@ -172,7 +135,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := s.db.Update(ctx, fn); err != nil {
 		return err
 	}
-	if s.sub != nil {
+	if s.follow != nil {
 		return s.Reload(ctx)
 	}
 	return nil

@@ -65,9 +65,7 @@ type PeerStore struct {
 	hooks  map[int]func()
 	nextID int
 
-	sub    *Subscription
-	cancel context.CancelFunc
-	done   chan struct{}
+	follow *Follower
 	closed atomic.Bool
 
 	metrics atomic.Pointer[metricsBox] // see SetMetrics
@@ -108,47 +106,12 @@ func NewPeerStore(db *DB, cfg PeerStoreConfig) (*PeerStore, error) {
 		s.staticID[n.PeerID] = true
 		s.static = append(s.static, n)
 	}
-	sub, err := db.Subscribe(PeersChannel)
+	f, err := db.Follow(context.Background(), PeersChannel, "peer", s.log, s.Reload)
 	if err != nil {
 		return nil, err
 	}
-	s.sub = sub
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Reload(ctx); err != nil {
-		cancel()
-		sub.Close()
-		return nil, err
-	}
-	s.cancel = cancel
-	s.done = make(chan struct{})
-	go s.watch(ctx)
+	s.follow = f
 	return s, nil
-}
-
-// watch reloads after every wake-up of the subscription; a failed reload is
-// retried until it succeeds.
-func (s *PeerStore) watch(ctx context.Context) {
-	defer close(s.done)
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-s.sub.C:
-			if !ok {
-				return
-			}
-		case <-retry:
-		}
-		retry = nil
-		if err := s.Reload(ctx); err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-				return
-			}
-			s.log.Warn("peer reload", "err", err)
-			retry = time.After(100 * time.Millisecond)
-		}
-	}
 }
 
 // Close stops following changes. Lookups keep answering from the last
@@ -157,9 +120,7 @@ func (s *PeerStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.cancel()
-	s.sub.Close()
-	<-s.done
+	s.follow.Close()
 	return nil
 }
 
