@@ -283,13 +283,14 @@ func TestThreeHopsOnLoopback(t *testing.T) {
 		}
 	}
 	byLayer := map[int]Stats{}
-	// A hop counts a relay once the next hop has answered, which may come
-	// after the message arrived.
+	// A hop counts a relay once the next hop has answered, and the last hop
+	// a delivery once the callback returned: both may come after the
+	// message arrived.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		for i, n := range ln.nodes {
 			byLayer[ln.dir.Nodes[i].Layer] = n.Stats()
 		}
-		if byLayer[0].Relayed == 3 && byLayer[1].Relayed == 3 {
+		if byLayer[0].Relayed == 3 && byLayer[1].Relayed == 3 && byLayer[2].Delivered == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
